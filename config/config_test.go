@@ -1,0 +1,222 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wasmilter/wasmilter/sdk/abi"
+)
+
+func TestDefaultsAreTheShippedFile(t *testing.T) {
+	cfg, err := Defaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Milter.Listen != "inet:127.0.0.1:8897" || cfg.Milter.ReadTimeout.Duration != 10*time.Minute ||
+		cfg.Milter.MaxPacket != 1<<20 || cfg.Stamp.Header != "X-Wasmilter-Stamp" {
+		t.Fatalf("unexpected defaults: %+v", cfg)
+	}
+	if len(cfg.Plugins) != 1 || cfg.Plugins[0].Path != "builtin:stamp" {
+		t.Fatalf("default plugins = %+v, want the builtin stamp", cfg.Plugins)
+	}
+	// The shipped stamp block spells out every per-plugin default; keep the
+	// code's defaults and the file's comments in step.
+	p := cfg.Plugins[0]
+	if p.Timeout.Duration != DefaultPluginTimeout || p.Memory != DefaultPluginMemory || p.OnError != DefaultOnError {
+		t.Fatalf("config.toml's stamp block %+v disagrees with the code's plugin defaults", p)
+	}
+	text := string(mustRead(t, "../config.toml"))
+	for _, want := range []string{`(default "100ms")`, `(default "64MiB")`, `"tempfail" (default)`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("config.toml no longer documents %s", want)
+		}
+	}
+}
+
+func TestEveryKeyIsWrittenInConfigToml(t *testing.T) {
+	text := string(mustRead(t, "../config.toml"))
+	pos := scanPositions(text)
+	for table, keys := range map[string][]string{
+		"milter": knownKeys([]string{"milter"}), "log": knownKeys([]string{"log"}),
+		"runtime": knownKeys([]string{"runtime"}), "stamp": knownKeys([]string{"stamp"}),
+		"plugins[0]": knownKeys([]string{"plugins"}),
+	} {
+		for _, k := range keys {
+			if _, ok := pos[table+"."+k]; !ok {
+				t.Errorf("config.toml does not write %s.%s with its default", table, k)
+			}
+		}
+	}
+}
+
+func TestOverlayKeepsDefaults(t *testing.T) {
+	cfg, err := Parse([]byte("[milter]\nlisten = \"unix:/run/wasmilter/milter.sock\"\n"), "test.toml", "/etc/wasmilter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Milter.Listen != "unix:/run/wasmilter/milter.sock" || cfg.Milter.WriteTimeout.Duration != 30*time.Second {
+		t.Fatalf("overlay: %+v", cfg.Milter)
+	}
+	if len(cfg.Plugins) != 1 {
+		t.Fatalf("a file without [[plugins]] should keep the default plugins, got %+v", cfg.Plugins)
+	}
+	if got := cfg.Resolve("var/x"); got != filepath.Join("/etc/wasmilter", "var/x") {
+		t.Fatalf("Resolve = %q", got)
+	}
+}
+
+func TestPluginsReplaceDefaultsAndGetDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(`
+[[plugins]]
+name = "grey"
+path = "grey.wasm"
+
+[plugins.config]
+min_delay = "5m"
+allow.networks = ["192.0.2.0/24", "2001:db8::/32"]
+count = 3
+on = true
+
+[[plugins]]
+name = "stamp"
+path = "builtin:stamp"
+on_error = "continue"
+`), "t.toml", ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Plugins) != 2 || cfg.Plugins[0].Name != "grey" || cfg.Plugins[1].OnError != "continue" {
+		t.Fatalf("plugins = %+v", cfg.Plugins)
+	}
+	g := cfg.Plugins[0]
+	if g.Timeout.Duration != DefaultPluginTimeout || g.Memory != DefaultPluginMemory || g.OnError != "tempfail" {
+		t.Fatalf("per-plugin defaults not applied: %+v", g)
+	}
+	entries, err := FlattenPluginConfig(g.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []abi.ConfigEntry{
+		{Key: "allow.networks", Values: []string{"192.0.2.0/24", "2001:db8::/32"}},
+		{Key: "count", Values: []string{"3"}},
+		{Key: "min_delay", Values: []string{"5m"}},
+		{Key: "on", Values: []string{"true"}},
+	}
+	if !reflect.DeepEqual(entries, want) {
+		t.Fatalf("flattened config:\n got %+v\nwant %+v", entries, want)
+	}
+}
+
+func TestErrorsNameFileLineAndKey(t *testing.T) {
+	cases := []struct {
+		name, toml string
+		want       []string // substrings, one error each, in order
+	}{
+		{"unknown key", "[milter]\nlisten = \"inet:127.0.0.1:1\"\nlisten_addr = \"x\"\n",
+			[]string{"f.toml:3: milter.listen_addr: unknown key (this table takes: listen, socket_mode"}},
+		{"unknown table", "\n[milter]\n[metrics]\nport = 1\n", []string{"f.toml:3: metrics: unknown key", "f.toml:4: metrics.port: unknown key"}},
+		{"typo in second plugin", "[[plugins]]\nname = \"a\"\npath = \"a.wasm\"\n[[plugins]]\nname = \"b\"\npath = \"b.wasm\"\non_eror = \"accept\"\n",
+			[]string{"f.toml:7: plugins[1].on_eror: unknown key"}},
+		{"bad duration", "[milter]\nread_timeout = \"ten minutes\"\n", []string{"f.toml:2: milter.read_timeout: \"ten minutes\" is not a duration"}},
+		{"bad size", "[[plugins]]\nname = \"a\"\npath = \"a.wasm\"\nmemory = \"lots\"\n", []string{"f.toml:4:", "is not a size"}},
+		{"syntax", "[milter\nlisten = 1\n", []string{"f.toml:2:", "to end table name"}},
+		{"wrong type", "[milter]\nlisten = 8897\n", []string{"f.toml:2:", "listen"}},
+		{"bad values", `
+[milter]
+listen = "tcp:8897"
+socket_mode = "rw"
+[log]
+level = "loud"
+[stamp]
+keys = ["short"]
+[[plugins]]
+name = "a b"
+path = ""
+timeout = "2m"
+on_error = "ignore"
+[[plugins]]
+name = "x"
+path = "builtin:"
+`, []string{
+			"f.toml:3: milter.listen: \"tcp:8897\"",
+			"f.toml:4: milter.socket_mode:",
+			"f.toml:6: log.level: \"loud\"",
+			"f.toml:8: stamp.keys: key 1 is 5 bytes",
+			"f.toml:10: plugins[0].name:",
+			"f.toml:11: plugins[0].path: missing",
+			"f.toml:12: plugins[0].timeout:",
+			"f.toml:13: plugins[0].on_error: \"ignore\"",
+			"f.toml:16: plugins[1].path: missing",
+		}},
+		{"duplicate names", "[[plugins]]\nname = \"a\"\npath = \"a.wasm\"\n[[plugins]]\nname = \"a\"\npath = \"b.wasm\"\n",
+			[]string{"f.toml:5: plugins[1].name: \"a\": another plugin already has this name"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(c.toml), "f.toml", ".")
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("err = %v (%T), want Errors", err, err)
+			}
+			msg := err.Error()
+			for _, w := range c.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error\n%s\ndoes not contain %q", msg, w)
+				}
+			}
+			if c.name == "bad values" && len(errs) != len(c.want) {
+				t.Errorf("%d errors, want %d:\n%s", len(errs), len(c.want), msg)
+			}
+		})
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "wasmilter.toml")
+	if err := os.WriteFile(path, []byte("[runtime]\ncompilation_cache = \"cache\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Resolve(cfg.Runtime.CompilationCache); got != filepath.Join(dir, "cache") {
+		t.Fatalf("compilation cache resolves to %q", got)
+	}
+	if _, err := Load(filepath.Join(dir, "missing.toml")); err == nil || !strings.Contains(err.Error(), "missing.toml") {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestSizeAndDuration(t *testing.T) {
+	for in, want := range map[string]Size{"64MiB": 64 << 20, "512KiB": 512 << 10, "1GiB": 1 << 30, "100": 100, "7B": 7} {
+		var s Size
+		if err := s.UnmarshalText([]byte(in)); err != nil || s != want {
+			t.Errorf("Size(%q) = %d, %v", in, s, err)
+		}
+	}
+	for _, bad := range []string{"", "MiB", "-1MiB", "1.5MiB", "64MB"} {
+		var s Size
+		if err := s.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("Size(%q) accepted", bad)
+		}
+	}
+	if Size(64<<20).String() != "64MiB" || Size(1500).String() != "1500B" {
+		t.Error("Size.String")
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,135 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole of config.toml.
+type Config struct {
+	Milter  Milter   `toml:"milter"`
+	Log     Log      `toml:"log"`
+	Runtime Runtime  `toml:"runtime"`
+	Stamp   Stamp    `toml:"stamp"`
+	Plugins []Plugin `toml:"plugins"`
+
+	// Source names where the config came from, for messages: a file path,
+	// or "built-in defaults".
+	Source string `toml:"-"`
+	// Dir is the directory relative paths are resolved against: the config
+	// file's directory, or the working directory for the built-in defaults.
+	Dir string `toml:"-"`
+}
+
+// Milter is the [milter] table: how the MTA reaches wasmilter.
+type Milter struct {
+	Listen          string   `toml:"listen"`
+	SocketMode      string   `toml:"socket_mode"`
+	ReadTimeout     Duration `toml:"read_timeout"`
+	WriteTimeout    Duration `toml:"write_timeout"`
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+	MaxPacket       Size     `toml:"max_packet"`
+}
+
+// Log is the [log] table.
+type Log struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+// Runtime is the [runtime] table: the Wasm runtime shared by all plugins.
+type Runtime struct {
+	CompilationCache string `toml:"compilation_cache"`
+}
+
+// Stamp is the [stamp] table: how stamps are written and verified.
+type Stamp struct {
+	Header string   `toml:"header"`
+	Keys   []string `toml:"keys"`
+}
+
+// Plugin is one [[plugins]] block.
+type Plugin struct {
+	Name         string         `toml:"name"`
+	Path         string         `toml:"path"`
+	Timeout      Duration       `toml:"timeout"`
+	Memory       Size           `toml:"memory"`
+	OnError      string         `toml:"on_error"`
+	MaxInstances int            `toml:"max_instances"`
+	Config       map[string]any `toml:"config"`
+}
+
+// Defaults for keys a [[plugins]] block leaves out. They are written in
+// config.toml's comments too; a test keeps the two in step.
+const (
+	DefaultPluginTimeout = 100 * time.Millisecond
+	DefaultPluginMemory  = Size(64 << 20)
+	DefaultOnError       = "tempfail"
+)
+
+// BuiltinPrefix marks a plugin shipped inside the binary: "builtin:stamp".
+const BuiltinPrefix = "builtin:"
+
+// Builtin returns the builtin's name when the plugin's path names one.
+func (p *Plugin) Builtin() (string, bool) {
+	name, ok := strings.CutPrefix(p.Path, BuiltinPrefix)
+	return name, ok
+}
+
+// Duration is a time.Duration written as a Go duration string ("100ms", "4h").
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler for the TOML decoder.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (use e.g. \"100ms\", \"30s\", \"4h\")", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Size is a byte count written with a binary unit ("64MiB", "512KiB") or as
+// a plain number of bytes.
+type Size uint64
+
+var sizeUnits = []struct {
+	suffix string
+	mult   uint64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+
+// UnmarshalText implements encoding.TextUnmarshaler for the TOML decoder.
+func (s *Size) UnmarshalText(b []byte) error {
+	text := strings.TrimSpace(string(b))
+	mult := uint64(1)
+	for _, u := range sizeUnits {
+		if rest, ok := strings.CutSuffix(text, u.suffix); ok {
+			text, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseUint(text, 10, 64)
+	if err != nil || n > (1<<62)/mult {
+		return fmt.Errorf("%q is not a size (use e.g. \"64MiB\", \"512KiB\", \"1GiB\")", b)
+	}
+	*s = Size(n * mult)
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s Size) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// String renders the size with the largest unit that divides it.
+func (s Size) String() string {
+	for _, u := range sizeUnits {
+		if uint64(s) >= u.mult && uint64(s)%u.mult == 0 {
+			return strconv.FormatUint(uint64(s)/u.mult, 10) + u.suffix
+		}
+	}
+	return "0B"
+}

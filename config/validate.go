@@ -1,0 +1,183 @@
+package config
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wasmilter/wasmilter/stamp"
+)
+
+// validator collects errors with their lines.
+type validator struct {
+	source string
+	pos    positions
+	errs   Errors
+}
+
+func (v *validator) fail(key, format string, args ...any) {
+	v.errs = append(v.errs, &Error{File: v.source, Line: v.pos.lineOf(key), Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// validate checks values that are well-typed but wrong and fills in the
+// per-plugin defaults.
+func (c *Config) validate(pos positions) error {
+	v := &validator{source: c.Source, pos: pos}
+	c.validateMilter(v)
+	c.validateLog(v)
+	c.validateStamp(v)
+	c.validatePlugins(v)
+	if len(v.errs) > 0 {
+		sortErrors(v.errs)
+		return v.errs
+	}
+	return nil
+}
+
+var listenSchemes = []string{"inet:", "inet6:", "unix:", "local:"}
+
+func (c *Config) validateMilter(v *validator) {
+	m := &c.Milter
+	if !hasAnyPrefix(m.Listen, listenSchemes) {
+		v.fail("milter.listen", "%q: want inet:HOST:PORT, inet:PORT@HOST, inet6:PORT@HOST or unix:/PATH", m.Listen)
+	}
+	if _, err := m.Mode(); err != nil {
+		v.fail("milter.socket_mode", "%v", err)
+	}
+	positive(v, "milter.read_timeout", m.ReadTimeout)
+	positive(v, "milter.write_timeout", m.WriteTimeout)
+	positive(v, "milter.shutdown_timeout", m.ShutdownTimeout)
+	if m.MaxPacket < 64<<10 || m.MaxPacket > 64<<20 {
+		v.fail("milter.max_packet", "%s: must be from 64KiB (the MTA's body chunk) to 64MiB", m.MaxPacket)
+	}
+}
+
+// Mode parses socket_mode as octal permissions.
+func (m *Milter) Mode() (uint32, error) {
+	n, err := strconv.ParseUint(m.SocketMode, 8, 32)
+	if err != nil || n > 0o777 {
+		return 0, fmt.Errorf("%q is not an octal file mode like \"0660\"", m.SocketMode)
+	}
+	return uint32(n), nil
+}
+
+func positive(v *validator, key string, d Duration) {
+	if d.Duration <= 0 {
+		v.fail(key, "must be a positive duration, got %q", d.String())
+	}
+}
+
+func (c *Config) validateLog(v *validator) {
+	if !oneOf(c.Log.Level, "debug", "info", "warn", "error") {
+		v.fail("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	if !oneOf(c.Log.Format, "text", "json") {
+		v.fail("log.format", "%q: want text or json", c.Log.Format)
+	}
+}
+
+func (c *Config) validateStamp(v *validator) {
+	if err := validHeaderName(c.Stamp.Header); err != nil {
+		v.fail("stamp.header", "%v", err)
+	}
+	if _, err := c.StampKeys(); err != nil {
+		v.fail("stamp.keys", "%v", err)
+	}
+}
+
+// StampKeys decodes the configured stamp keys.
+func (c *Config) StampKeys() ([][]byte, error) {
+	keys := make([][]byte, 0, len(c.Stamp.Keys))
+	for i, s := range c.Stamp.Keys {
+		k, err := stamp.ParseKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("key %d: %v", i+1, err)
+		}
+		if len(k) < 16 {
+			return nil, fmt.Errorf("key %d is %d bytes; use at least 16 random bytes", i+1, len(k))
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+var pluginName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+func (c *Config) validatePlugins(v *validator) {
+	seen := map[string]bool{}
+	for i := range c.Plugins {
+		p := &c.Plugins[i]
+		key := func(k string) string { return fmt.Sprintf("plugins[%d].%s", i, k) }
+		applyPluginDefaults(p)
+		switch {
+		case !pluginName.MatchString(p.Name):
+			v.fail(key("name"), "%q: a name is 1-63 letters, digits, '_', '.' or '-'", p.Name)
+		case seen[p.Name]:
+			v.fail(key("name"), "%q: another plugin already has this name", p.Name)
+		}
+		seen[p.Name] = true
+		if name, ok := p.Builtin(); p.Path == "" || (ok && name == "") {
+			v.fail(key("path"), "missing: give a .wasm file or builtin:NAME")
+		}
+		if p.Timeout.Duration <= 0 || p.Timeout.Duration > time.Minute {
+			v.fail(key("timeout"), "%s: must be more than 0 and at most 1m", p.Timeout)
+		}
+		if p.Memory < 1<<20 || p.Memory > 4<<30 {
+			v.fail(key("memory"), "%s: must be from 1MiB to 4GiB", p.Memory)
+		}
+		if !oneOf(p.OnError, "tempfail", "accept", "reject", "continue") {
+			v.fail(key("on_error"), "%q: want tempfail, accept, reject or continue", p.OnError)
+		}
+		if p.MaxInstances < 0 || p.MaxInstances > 1024 {
+			v.fail(key("max_instances"), "%d: must be from 0 (automatic) to 1024", p.MaxInstances)
+		}
+		if _, err := FlattenPluginConfig(p.Config); err != nil {
+			v.fail(key("config"), "%v", err)
+		}
+	}
+}
+
+func applyPluginDefaults(p *Plugin) {
+	if p.Timeout.Duration == 0 {
+		p.Timeout.Duration = DefaultPluginTimeout
+	}
+	if p.Memory == 0 {
+		p.Memory = DefaultPluginMemory
+	}
+	if p.OnError == "" {
+		p.OnError = DefaultOnError
+	}
+}
+
+// validHeaderName checks an RFC 5322 field name.
+func validHeaderName(name string) error {
+	if name == "" || len(name) > 128 {
+		return fmt.Errorf("%q: a header name is 1 to 128 characters", name)
+	}
+	for _, r := range name {
+		if r < 33 || r > 126 || r == ':' {
+			return fmt.Errorf("%q: a header name is printable ASCII without ':' or spaces", name)
+		}
+	}
+	return nil
+}
+
+func oneOf(s string, options ...string) bool {
+	for _, o := range options {
+		if s == o {
+			return true
+		}
+	}
+	return false
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
