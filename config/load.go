@@ -28,8 +28,8 @@ func Defaults() (*Config, error) {
 	if err := decodeInto(cfg, wasmilter.DefaultConfig, DefaultsSource); err != nil {
 		return nil, fmt.Errorf("the embedded default config is broken (a build problem): %w", err)
 	}
-	cfg.Source, cfg.Dir = DefaultsSource, wd
-	if err := cfg.validate(scanPositions(string(wasmilter.DefaultConfig))); err != nil {
+	cfg.Source, cfg.Dir, cfg.pos = DefaultsSource, wd, scanPositions(string(wasmilter.DefaultConfig))
+	if err := cfg.validate(cfg.pos); err != nil {
 		return nil, fmt.Errorf("the embedded default config is broken (a build problem): %w", err)
 	}
 	return cfg, nil
@@ -60,8 +60,8 @@ func Parse(data []byte, source, dir string) (*Config, error) {
 	if err := decodeInto(cfg, data, source); err != nil {
 		return nil, err
 	}
-	cfg.Source, cfg.Dir = source, dir
-	if err := cfg.validate(scanPositions(string(data))); err != nil {
+	cfg.Source, cfg.Dir, cfg.pos = source, dir, scanPositions(string(data))
+	if err := cfg.validate(cfg.pos); err != nil {
 		return nil, err
 	}
 	return cfg, nil

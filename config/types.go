@@ -21,6 +21,15 @@ type Config struct {
 	// Dir is the directory relative paths are resolved against: the config
 	// file's directory, or the working directory for the built-in defaults.
 	Dir string `toml:"-"`
+
+	pos positions // where each key was written, for errors found after loading
+}
+
+// Errorf returns an error about key located at the line that set it (or
+// the line of its table), for problems found after loading: a plugin file
+// that cannot be read, a module that does not compile.
+func (c *Config) Errorf(key, format string, args ...any) *Error {
+	return &Error{File: c.Source, Line: c.pos.lineOf(key), Key: key, Msg: fmt.Sprintf(format, args...)}
 }
 
 // Milter is the [milter] table: how the MTA reaches wasmilter.

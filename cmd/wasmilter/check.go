@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/wasmilter/wasmilter/server"
+)
+
+// runCheck validates the config and builds everything `serve` would,
+// without listening: the same code path, so a config that passes check
+// does not fail at start for a reason check could have seen.
+func runCheck(args []string, stdout, stderr io.Writer) error {
+	fs, cfgPath := newFlagSet("check", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitError{1}
+	}
+	quiet := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := server.Build(context.Background(), cfg, server.Options{Logger: quiet})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitError{1}
+	}
+	defer srv.Release()
+	fmt.Fprintf(stdout, "config %s: ok\n", cfg.Source)
+	fmt.Fprintf(stdout, "listen %s\n", cfg.Milter.Listen)
+	fmt.Fprintf(stdout, "stamp header %s, %s\n", cfg.Stamp.Header, signedText(len(cfg.Stamp.Keys)))
+	fmt.Fprintf(stdout, "MTA stages asked for: %s\n", srv.Chain().Hooks())
+	for i, p := range srv.Chain().Plugins() {
+		spec := p.Spec()
+		fmt.Fprintf(stdout, "plugin %d %q (%s)\n", i+1, p.Name(), spec.Source)
+		fmt.Fprintf(stdout, "  hooks     %s\n", strings.ReplaceAll(p.Hooks().String(), ",", ", "))
+		fmt.Fprintf(stdout, "  limits    timeout %s, memory %s, instances %s\n", spec.Timeout,
+			cfg.Plugins[i].Memory, instancesText(spec.MaxInstances))
+		fmt.Fprintf(stdout, "  on_error  %s\n", spec.OnError)
+	}
+	return nil
+}
+
+func signedText(keys int) string {
+	if keys == 0 {
+		return "unsigned (no keys)"
+	}
+	return fmt.Sprintf("HMAC-signed (%d key(s))", keys)
+}
+
+func instancesText(n int) string {
+	if n == 0 {
+		return "automatic"
+	}
+	return fmt.Sprint(n)
+}

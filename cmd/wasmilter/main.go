@@ -1,0 +1,82 @@
+// Command wasmilter is a milter server for Postfix and Sendmail whose mail
+// policies run as sandboxed WebAssembly plugins.
+//
+//	wasmilter serve   [-config FILE]   attach to the MTA and filter mail
+//	wasmilter check   [-config FILE]   validate the config and every plugin
+//	wasmilter replay  [-config FILE] [flags] MSG.eml
+//	                                   run one message through the plugins
+//	wasmilter version                  print versions
+//
+// Without -config the built-in defaults are used: the repository's
+// config.toml, embedded in the binary.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+// exitError carries an exit status up to main without printing twice.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
+	"serve":   runServe,
+	"check":   runCheck,
+	"replay":  runReplay,
+	"version": runVersion,
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "help" {
+		usage(stderr)
+		return 2
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "wasmilter: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	err := cmd(args[1:], stdout, stderr)
+	var ee exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	case errors.Is(err, flag.ErrHelp):
+		return 2
+	}
+	fmt.Fprintf(stderr, "wasmilter %s: %v\n", args[0], err)
+	return 1
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: wasmilter COMMAND [flags]
+
+commands:
+  serve    attach to Postfix or Sendmail and filter mail
+  check    validate the config and compile every plugin; exit 1 on any problem
+  replay   run a message file through the plugins as the MTA would, print the verdict and changes
+  version  print the versions of wasmilter, its ABI and runtime
+
+Each command takes -config FILE; without it the built-in defaults apply.
+Run "wasmilter COMMAND -h" for its flags.
+`)
+}
+
+func newFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("wasmilter "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := fs.String("config", "", "config file (default: the built-in defaults)")
+	return fs, cfg
+}

@@ -1,0 +1,268 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/wasmilter/wasmilter/milter"
+	"github.com/wasmilter/wasmilter/plugins"
+	"github.com/wasmilter/wasmilter/sdk/abi"
+	"github.com/wasmilter/wasmilter/stamp"
+)
+
+// session is one MTA connection. The milter server calls it from one
+// goroutine, so it needs no locking.
+type session struct {
+	p      *Pipeline
+	macros Macros
+	hooks  abi.HookSet
+	ctx    context.Context // cancelled when the connection closes
+	cancel context.CancelFunc
+
+	ev           abi.Event // connection fields persist; message fields are reset per message
+	connAccepted bool      // a plugin accepted at connect or helo: no policy for this connection
+	msg          message
+}
+
+// message is the state of the message in progress.
+type message struct {
+	open       bool
+	accepted   bool // a plugin accepted: later hooks are skipped, gathered changes still apply
+	ended      bool // a terminal verdict was answered; nothing more runs for this message
+	stamp      abi.Stamp
+	hasStamp   bool
+	identity   stamp.Identity
+	actions    []abi.Action
+	decidedBy  string
+	verdict    abi.Verdict
+	dropped    int // headers beyond MaxHeaders
+	failures   int
+	headerSize int
+}
+
+func (p *Pipeline) newSession(m Macros) *session {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &session{p: p, macros: m, hooks: p.chain.Hooks(), ctx: ctx, cancel: cancel}
+}
+
+// Needs implements milter.Session.
+func (s *session) Needs() milter.Needs {
+	return milter.Needs{
+		Connect: s.hooks.Has(abi.HookConnect),
+		Helo:    s.hooks.Has(abi.HookHelo),
+		// The envelope and the header are needed whatever the plugins hook:
+		// identity and stamp are derived from them.
+		Mail:    true,
+		Rcpt:    true,
+		Headers: true,
+		Body:    s.p.chain.Features()&abi.FeatureBody != 0,
+		Actions: wantedActions,
+	}
+}
+
+// Macro and Stamp implement plugins.Env for the host functions.
+func (s *session) Macro(name string) (string, bool) { return s.macros.Macro(name) }
+
+func (s *session) Stamp() (abi.Stamp, bool) { return s.msg.stamp, s.msg.hasStamp }
+
+// Connect implements milter.Session.
+func (s *session) Connect(info milter.ConnInfo) milter.Reply {
+	s.ev.ClientHost, s.ev.ClientAddr, s.ev.ClientPort, s.ev.Family = info.Host, info.Addr, info.Port, info.Family
+	return s.connectionStage(abi.HookConnect)
+}
+
+// Helo implements milter.Session.
+func (s *session) Helo(name string) milter.Reply {
+	s.ev.Helo = name
+	return s.connectionStage(abi.HookHelo)
+}
+
+// connectionStage runs a hook that concerns the whole connection.
+func (s *session) connectionStage(h abi.Hook) milter.Reply {
+	if s.connAccepted || !s.hooks.Has(h) {
+		return milter.Reply{}
+	}
+	res := s.run(h)
+	if res.Verdict == abi.Accept {
+		s.connAccepted = true
+	}
+	return toReply(res.Verdict, res.Reply)
+}
+
+// Mail implements milter.Session: a new message begins.
+func (s *session) Mail(from string, args []string) milter.Reply {
+	s.resetMessage()
+	s.msg.open = true
+	s.ev.From, s.ev.FromArgs = from, append(s.ev.FromArgs[:0], args...)
+	s.ev.QueueID, _ = s.macros.Macro("i")
+	return s.messageStage(abi.HookMail)
+}
+
+// Rcpt implements milter.Session. A reject or tempfail here refuses only
+// this recipient, which then takes no part in the message's identity.
+func (s *session) Rcpt(to string, args []string) milter.Reply {
+	s.ev.Rcpts = append(s.ev.Rcpts, abi.Recipient{Addr: to, Args: append([]string(nil), args...)})
+	if s.msg.ended || s.msg.accepted || s.connAccepted || !s.hooks.Has(abi.HookRcpt) {
+		return milter.Reply{}
+	}
+	res := s.run(abi.HookRcpt)
+	switch res.Verdict {
+	case abi.Reject, abi.TempFail:
+		s.ev.Rcpts = s.ev.Rcpts[:len(s.ev.Rcpts)-1]
+		return toReply(res.Verdict, res.Reply)
+	}
+	return s.settle(res)
+}
+
+// Header implements milter.Session.
+func (s *session) Header(name, value string) {
+	if len(s.ev.Headers) >= s.p.maxHeaders {
+		s.msg.dropped++
+		return
+	}
+	s.msg.headerSize += len(name) + len(value) + 4
+	s.ev.Headers = append(s.ev.Headers, abi.Header{Name: name, Value: value})
+}
+
+// EndOfHeaders implements milter.Session: the identity is known now, so the
+// stamp is minted before any plugin sees the whole header.
+func (s *session) EndOfHeaders() milter.Reply {
+	if s.msg.dropped > 0 {
+		s.p.log.Warn("message has more headers than are kept; policy sees the first ones",
+			"queue_id", s.ev.QueueID, "kept", len(s.ev.Headers), "dropped", s.msg.dropped)
+	}
+	if err := s.mintStamp(); err != nil {
+		s.p.log.Error("cannot mint stamp; deferring message", "queue_id", s.ev.QueueID, "err", err)
+		s.msg.ended = true
+		return milter.Reply{Action: milter.TempFail, Code: 451, Enhanced: "4.3.0",
+			Text: "Temporary failure in mail policy, try again later"}
+	}
+	return s.messageStage(abi.HookHeaders)
+}
+
+// BodyChunk implements milter.Session. No ABI-1 plugin reads the body yet.
+func (s *session) BodyChunk([]byte) milter.Reply { return milter.Reply{} }
+
+// EndOfMessage implements milter.Session: the last hook runs and every
+// gathered change goes out with the final reply.
+func (s *session) EndOfMessage() (milter.Reply, []milter.Modification) {
+	reply := s.messageStage(abi.HookMessage)
+	if s.msg.accepted && reply.Action == milter.Continue {
+		reply.Action = milter.Accept
+	}
+	var mods []milter.Modification
+	if reply.Action == milter.Continue || reply.Action == milter.Accept {
+		mods = toModifications(s.msg.actions)
+	}
+	s.logOutcome(reply, len(mods))
+	s.resetMessage()
+	return reply, mods
+}
+
+// Abort implements milter.Session.
+func (s *session) Abort() { s.resetMessage() }
+
+// Close implements milter.Session.
+func (s *session) Close() {
+	s.cancel()
+	s.resetMessage()
+}
+
+// messageStage runs a message hook unless the message is already decided.
+func (s *session) messageStage(h abi.Hook) milter.Reply {
+	if s.msg.ended || s.msg.accepted || s.connAccepted || !s.hooks.Has(h) {
+		return milter.Reply{}
+	}
+	return s.settle(s.run(h))
+}
+
+// settle records a message-level result and answers the MTA. An accept
+// with changes still to apply is answered "continue" so that the MTA comes
+// back at end of message, where the changes can be sent.
+func (s *session) settle(res plugins.Result) milter.Reply {
+	s.msg.actions = append(s.msg.actions, res.Actions...)
+	switch res.Verdict {
+	case abi.Continue:
+		return milter.Reply{}
+	case abi.Accept:
+		s.msg.accepted, s.msg.decidedBy, s.msg.verdict = true, res.DecidedBy, abi.Accept
+		if len(s.msg.actions) > 0 {
+			return milter.Reply{}
+		}
+		return milter.Reply{Action: milter.Accept}
+	}
+	s.msg.ended, s.msg.decidedBy, s.msg.verdict = true, res.DecidedBy, res.Verdict
+	return toReply(res.Verdict, res.Reply)
+}
+
+// run calls the chain for hook h with the event as it stands.
+func (s *session) run(h abi.Hook) plugins.Result {
+	s.ev.Hook = h
+	s.ev.Now = s.p.clock().UnixNano()
+	res := s.p.chain.Run(s.ctx, h, &s.ev, s)
+	s.msg.failures += len(res.Failures)
+	return res
+}
+
+// mintStamp finds the stamp the message carries or mints a new one.
+func (s *session) mintStamp() error {
+	fields := make([]stamp.Field, len(s.ev.Headers))
+	for i, h := range s.ev.Headers {
+		fields[i] = stamp.Field{Name: h.Name, Value: h.Value}
+	}
+	rcpts := make([]string, len(s.ev.Rcpts))
+	for i, r := range s.ev.Rcpts {
+		rcpts[i] = r.Addr
+	}
+	s.msg.identity = stamp.Derive(stamp.Facts{Sender: s.ev.From, Recipients: rcpts, Headers: fields})
+	found := s.p.stamps.Inspect(fields)
+	st := abi.Stamp{HeaderName: s.p.stamps.Header(), Invalid: found.Invalid}
+	if found.Valid {
+		st.State, st.ID, st.FirstSeen, st.HeaderValue = abi.StampCarried, found.Stamp.ID.String(),
+			found.Stamp.FirstSeen.Unix(), found.Value
+		s.msg.stamp, s.msg.hasStamp = st, true
+		return nil
+	}
+	first, err := s.p.firstSeen.FirstSeen(s.ctx, s.msg.identity, s.p.clock())
+	if err != nil {
+		return err
+	}
+	if first.IsZero() {
+		return errors.New("first-seen time is zero")
+	}
+	minted := stamp.Stamp{ID: s.msg.identity, FirstSeen: first.UTC().Truncate(time.Second)}
+	st.State, st.ID, st.FirstSeen, st.HeaderValue = abi.StampNew, minted.ID.String(), minted.FirstSeen.Unix(),
+		s.p.stamps.Format(minted)
+	if len(found.Invalid) > 0 {
+		st.State = abi.StampForged
+		s.p.log.Warn("message carries stamp headers that are not ours", "queue_id", s.ev.QueueID,
+			"occurrences", found.Invalid, "errors", errors.Join(found.Errors...))
+	}
+	s.msg.stamp, s.msg.hasStamp = st, true
+	return nil
+}
+
+func (s *session) resetMessage() {
+	ev := &s.ev
+	ev.From, ev.FromArgs, ev.QueueID = "", ev.FromArgs[:0], ""
+	clear(ev.Rcpts) // drop references to the old strings before reuse
+	ev.Rcpts = ev.Rcpts[:0]
+	clear(ev.Headers)
+	ev.Headers = ev.Headers[:0]
+	clear(s.msg.actions)
+	s.msg = message{actions: s.msg.actions[:0]}
+}
+
+func (s *session) logOutcome(reply milter.Reply, changes int) {
+	level := slog.LevelInfo
+	if s.msg.failures > 0 {
+		level = slog.LevelWarn
+	}
+	s.p.log.Log(s.ctx, level, "message",
+		"queue_id", s.ev.QueueID, "identity", s.msg.identity.String(), "stamp", s.msg.stamp.HeaderValue,
+		"stamp_state", s.msg.stamp.State.String(), "from", s.ev.From, "rcpts", len(s.ev.Rcpts),
+		"action", reply.Action.String(), "decided_by", s.msg.decidedBy, "changes", changes,
+		"plugin_failures", s.msg.failures)
+}

@@ -1,0 +1,226 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/wasmilter/wasmilter/config"
+	"github.com/wasmilter/wasmilter/milter"
+	"github.com/wasmilter/wasmilter/pipeline"
+	"github.com/wasmilter/wasmilter/plugins"
+	"github.com/wasmilter/wasmilter/plugins/builtin"
+	"github.com/wasmilter/wasmilter/stamp"
+)
+
+// Options are what Build takes besides the Config.
+type Options struct {
+	Logger    *slog.Logger                 // nil: slog.Default()
+	Clock     func() time.Time             // nil: time.Now (replay passes a simulated clock)
+	FirstSeen pipeline.FirstSeener         // nil: the attempt's own time (no ledger)
+	Listener  func() (net.Listener, error) // nil: listen on cfg.Milter.Listen
+}
+
+// Server is a built wasmilter, ready to serve.
+type Server struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	host     *plugins.Host
+	chain    *plugins.Chain
+	pipeline *pipeline.Pipeline
+	milter   *milter.Server
+	listen   func() (net.Listener, error)
+}
+
+// Build constructs every part from cfg and checks it. On error nothing is
+// left running.
+func Build(ctx context.Context, cfg *config.Config, opts Options) (*Server, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	keys, err := cfg.StampKeys()
+	if err != nil {
+		return nil, cfg.Errorf("stamp.keys", "%v", err)
+	}
+	codec, err := stamp.NewCodec(cfg.Stamp.Header, keys)
+	if err != nil {
+		return nil, cfg.Errorf("stamp", "%v", err)
+	}
+	host, err := newHost(ctx, cfg, log, opts.Clock)
+	if err != nil {
+		return nil, err
+	}
+	loaded, err := LoadPlugins(ctx, host, cfg)
+	if err != nil {
+		host.Close(ctx)
+		return nil, err
+	}
+	chain := plugins.NewChain(loaded...)
+	pl := pipeline.New(pipeline.Options{Chain: chain, Stamps: codec, FirstSeen: opts.FirstSeen,
+		Clock: opts.Clock, Logger: log})
+	s := &Server{cfg: cfg, log: log, host: host, chain: chain, pipeline: pl, listen: opts.Listener}
+	s.milter = &milter.Server{Backend: pl, ReadTimeout: cfg.Milter.ReadTimeout.Duration,
+		WriteTimeout: cfg.Milter.WriteTimeout.Duration, MaxPacket: int(cfg.Milter.MaxPacket), Logger: log}
+	if s.listen == nil {
+		s.listen = s.listenConfigured
+	}
+	return s, nil
+}
+
+func newHost(ctx context.Context, cfg *config.Config, log *slog.Logger, clock func() time.Time) (*plugins.Host, error) {
+	cacheDir := cfg.Resolve(cfg.Runtime.CompilationCache)
+	if cacheDir != "" {
+		if err := os.MkdirAll(cacheDir, 0o750); err != nil {
+			return nil, cfg.Errorf("runtime.compilation_cache", "%v", err)
+		}
+	}
+	host, err := plugins.NewHost(ctx, plugins.HostConfig{CompilationCacheDir: cacheDir, Logger: log, Clock: clock})
+	if err != nil {
+		return nil, cfg.Errorf("runtime", "starting the Wasm runtime: %v", err)
+	}
+	return host, nil
+}
+
+// LoadPlugins loads every configured plugin. It tries them all and reports
+// every failure, each located at its [[plugins]] block, so one run of
+// `wasmilter check` shows everything to fix.
+func LoadPlugins(ctx context.Context, host *plugins.Host, cfg *config.Config) ([]*plugins.Plugin, error) {
+	var loaded []*plugins.Plugin
+	var errs config.Errors
+	for i := range cfg.Plugins {
+		p, err := loadPlugin(ctx, host, cfg, i)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		loaded = append(loaded, p)
+	}
+	if len(errs) > 0 {
+		for _, p := range loaded {
+			p.Close(ctx)
+		}
+		return nil, errs
+	}
+	return loaded, nil
+}
+
+func loadPlugin(ctx context.Context, host *plugins.Host, cfg *config.Config, i int) (*plugins.Plugin, *config.Error) {
+	pc := &cfg.Plugins[i]
+	key := func(k string) string { return fmt.Sprintf("plugins[%d]%s", i, k) }
+	wasm, source, err := readModule(cfg, pc)
+	if err != nil {
+		return nil, cfg.Errorf(key(".path"), "%v", err)
+	}
+	onError, err := plugins.ParseOnError(pc.OnError)
+	if err != nil {
+		return nil, cfg.Errorf(key(".on_error"), "%v", err)
+	}
+	entries, err := config.FlattenPluginConfig(pc.Config)
+	if err != nil {
+		return nil, cfg.Errorf(key(".config"), "%v", err)
+	}
+	p, err := host.Load(ctx, plugins.Spec{
+		Name: pc.Name, Source: source, Wasm: wasm, Timeout: pc.Timeout.Duration,
+		MemoryLimit: uint64(pc.Memory), OnError: onError, Config: entries, MaxInstances: pc.MaxInstances,
+	})
+	if err != nil {
+		return nil, cfg.Errorf(key(""), "%v", err)
+	}
+	return p, nil
+}
+
+// readModule returns the plugin's Wasm bytes and a name for its source.
+func readModule(cfg *config.Config, pc *config.Plugin) ([]byte, string, error) {
+	if name, ok := pc.Builtin(); ok {
+		wasm, found := builtin.Lookup(name)
+		if !found {
+			return nil, "", fmt.Errorf("no builtin plugin %q (this wasmilter has: %v)", name, builtin.Names())
+		}
+		return wasm, pc.Path, nil
+	}
+	path := cfg.Resolve(pc.Path)
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		return nil, "", fmt.Errorf("reading plugin: %w", err)
+	}
+	return wasm, path, nil
+}
+
+func (s *Server) listenConfigured() (net.Listener, error) {
+	mode, err := s.cfg.Milter.Mode()
+	if err != nil {
+		return nil, s.cfg.Errorf("milter.socket_mode", "%v", err)
+	}
+	if network, addr, err := milter.ParseAddress(s.cfg.Milter.Listen); err == nil && network == "unix" {
+		if err := os.MkdirAll(filepath.Dir(addr), 0o755); err != nil {
+			return nil, s.cfg.Errorf("milter.listen", "%v", err)
+		}
+	}
+	ln, err := milter.Listen(s.cfg.Milter.Listen, os.FileMode(mode))
+	if err != nil {
+		return nil, s.cfg.Errorf("milter.listen", "%v", err)
+	}
+	return ln, nil
+}
+
+// Chain returns the loaded plugin chain.
+func (s *Server) Chain() *plugins.Chain { return s.chain }
+
+// Pipeline returns the pipeline, for driving messages without an MTA.
+func (s *Server) Pipeline() *pipeline.Pipeline { return s.pipeline }
+
+// Listen opens the configured listener.
+func (s *Server) Listen() (net.Listener, error) { return s.listen() }
+
+// Serve serves MTA connections on ln until Shutdown or Close; it then
+// returns milter.ErrServerClosed.
+func (s *Server) Serve(ln net.Listener) error {
+	s.log.Info("serving", "listen", ln.Addr().String(), "plugins", len(s.chain.Plugins()),
+		"hooks", s.chain.Hooks().String())
+	return s.milter.Serve(ln)
+}
+
+// Shutdown stops accepting connections, waits for open MTA sessions to end
+// until ctx is done, then releases the plugins.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.milter.Shutdown(ctx)
+	s.release()
+	return err
+}
+
+// Close stops everything at once.
+func (s *Server) Close() error {
+	err := s.milter.Close()
+	s.release()
+	return err
+}
+
+// Release frees the plugins of a server that was built but never served
+// (as `wasmilter check` does).
+func (s *Server) Release() { s.release() }
+
+func (s *Server) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := errors.Join(s.chain.Close(ctx), s.host.Close(ctx)); err != nil {
+		s.log.Warn("releasing plugins", "err", err)
+	}
+}
+
+// NewLogger builds the logger [log] asks for.
+func NewLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
