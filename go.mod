@@ -3,9 +3,14 @@ module github.com/wasmilter/wasmilter
 go 1.26.8
 
 require (
-	github.com/BurntSushi/toml v1.6.0 // indirect
-	github.com/emersion/go-message v0.18.2 // indirect
-	github.com/emersion/go-milter v0.5.0 // indirect
-	github.com/tetratelabs/wazero v1.12.0 // indirect
+	github.com/BurntSushi/toml v1.6.0
+	github.com/emersion/go-message v0.18.2
+	github.com/emersion/go-milter v0.5.0
+	github.com/emersion/go-smtp v0.25.1
+	github.com/tetratelabs/wazero v1.12.0
+)
+
+require (
+	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6 // indirect
 	golang.org/x/sys v0.44.0 // indirect
 )
