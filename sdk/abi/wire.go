@@ -52,10 +52,15 @@ func appendNested(b []byte, tag byte, fill func([]byte) []byte) []byte {
 		copy(b[start:], tmp[:2])
 		return b
 	}
-	// Shift the payload to fit a 1-byte or a longer length prefix.
-	payload := append([]byte(nil), b[start+2:]...)
-	b = append(b[:start], tmp[:w]...)
-	return append(b, payload...)
+	// Shift the payload in place (copy handles the overlap) to fit a 1-byte
+	// or a longer length prefix; a temporary copy would allocate per field.
+	end := len(b)
+	if w > 2 {
+		b = append(b, make([]byte, w-2)...)
+	}
+	copy(b[start+w:], b[start+2:end])
+	copy(b[start:], tmp[:w])
+	return b[:end+w-2]
 }
 
 // reader decodes the field encoding. Every method checks bounds; a reader

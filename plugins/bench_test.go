@@ -1,0 +1,61 @@
+package plugins
+
+import (
+	"context"
+	"testing"
+
+	"github.com/wasmilter/wasmilter/sdk/abi"
+)
+
+// BenchmarkRun measures one hook call of a chain: encode a 20-header event,
+// copy it into the guest, run good.wat's header walk (the deadline guard of
+// WithCloseOnContextDone on), read and validate its answer.
+func BenchmarkRun(b *testing.B) {
+	b.Run("1plugin", func(b *testing.B) { benchmarkChain(b, 1, watFile(b, "good")) })
+	b.Run("2plugins", func(b *testing.B) { benchmarkChain(b, 2, watFile(b, "good")) })
+	// The host's own share: a guest that answers at once, without reading.
+	b.Run("noop", func(b *testing.B) { benchmarkChain(b, 1, fixedWasm(b, abi.Answer{})) })
+}
+
+func benchmarkChain(b *testing.B, n int, wasm []byte) {
+	h, _ := newTestHost(b)
+	var ps []*Plugin
+	for i := 0; i < n; i++ {
+		ps = append(ps, load(b, h, Spec{Name: "good", Wasm: wasm}))
+	}
+	chain := NewChain(ps...)
+	ev := headerEvent(20)
+	ctx := context.Background()
+	if res := chain.Run(ctx, abi.HookHeaders, ev, nil); res.Verdict != abi.Continue || len(res.Failures) != 0 {
+		b.Fatalf("warm-up: %+v", res)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		chain.Run(ctx, abi.HookHeaders, ev, nil)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/hookcall")
+}
+
+// BenchmarkRunParallel is the same single-plugin chain from every core.
+func BenchmarkRunParallel(b *testing.B) {
+	h, _ := newTestHost(b)
+	chain := NewChain(load(b, h, Spec{Name: "good", Wasm: watFile(b, "good")}))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		ev := headerEvent(20)
+		for pb.Next() {
+			chain.Run(context.Background(), abi.HookHeaders, ev, nil)
+		}
+	})
+}
+
+// BenchmarkEncodeEvent isolates the encoding Run does once per call.
+func BenchmarkEncodeEvent(b *testing.B) {
+	ev := headerEvent(20)
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = abi.AppendEvent(buf[:0], ev)
+	}
+}

@@ -1,0 +1,66 @@
+package plugins
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/wasmilter/wasmilter/sdk/abi"
+)
+
+// Env is what host functions read during a call; the pipeline implements it
+// per message. It is used from the calling goroutine only.
+type Env interface {
+	// Macro returns an MTA macro ("i", "{auth_authen}", ...).
+	Macro(name string) (string, bool)
+	// Stamp returns the message's stamp; false outside a message or before
+	// the stamp is known.
+	Stamp() (abi.Stamp, bool)
+}
+
+// call runs one hook of the plugin on an encoded event under the plugin's
+// deadline. A failure (nil on success) names the plugin and the hook; the
+// failed instance has been discarded.
+func (p *Plugin) call(ctx context.Context, hook abi.Hook, event []byte, env Env) (abi.Answer, *Failure) {
+	p.stats.calls.Add(1)
+	if !p.enter() {
+		return abi.Answer{}, p.failure(hook, FailureUnavailable, fmt.Errorf("plugin is closed"))
+	}
+	defer p.inflight.Done()
+
+	if err := ctx.Err(); err != nil { // the message is already given up on
+		return abi.Answer{}, p.failure(hook, classify(err, false), err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.spec.Timeout)
+	defer cancel()
+	inst, err := p.get(ctx)
+	if err != nil {
+		return abi.Answer{}, p.failure(hook, FailureUnavailable, err)
+	}
+	answer, err := inst.callHook(&callContext{Context: ctx, inst: inst, env: env}, hook, event)
+	if err != nil {
+		kind := classify(err, inst.memoryFull())
+		p.discard(inst)
+		return abi.Answer{}, p.failure(hook, kind, err)
+	}
+	p.put(inst)
+	return answer, nil
+}
+
+// failure counts, logs and words a failed call.
+func (p *Plugin) failure(hook abi.Hook, kind FailureKind, err error) *Failure {
+	p.stats.failures[kind].Add(1)
+	f := &Failure{
+		Plugin: p.spec.Name,
+		Hook:   hook,
+		Kind:   kind,
+		Err:    fmt.Errorf("plugin %q: hook %s: %s: %w", p.spec.Name, hook, kind, err),
+	}
+	level := slog.LevelWarn
+	if kind == FailureTrap || kind == FailureOutOfMemory || kind == FailureExit {
+		level = slog.LevelError // the plugin is broken, not just slow or busy
+	}
+	p.logger.Log(context.Background(), level, "plugin failed", "plugin", p.spec.Name,
+		"hook", hook.String(), "kind", kind.String(), "on_error", p.spec.OnError.String(), "err", err)
+	return f
+}

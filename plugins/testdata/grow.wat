@@ -1,0 +1,17 @@
+;; grow.wat: connect answers continue; message grows memory a page at a time
+;; until memory.grow fails (the host's cap), then traps the way a guest
+;; runtime does when an allocation fails.
+(module
+  (memory (export "memory") 2)
+  (func (export "wasmilter_abi_version") (result i32) (i32.const 1))
+  ;; A fixed exchange buffer at page 1: these guests only see small events.
+  (func (export "wasmilter_buffer") (param $size i32) (result i32)
+    (if (result i32) (i32.gt_u (local.get $size) (i32.const 65536))
+      (then (i32.const 0)) (else (i32.const 65536))))
+  (func (export "wasmilter_init") (param $len i32) (result i64) (i64.const 0))
+  (func (export "wasmilter_on_connect") (param $len i32) (result i64) (i64.const 0))
+  (func (export "wasmilter_on_message") (param $len i32) (result i64)
+    (loop $more
+      (br_if $more (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
+    (unreachable))
+)
