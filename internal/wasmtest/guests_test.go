@@ -1,0 +1,116 @@
+package wasmtest_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wasmilter/wasmilter/internal/wasmtest"
+	"github.com/wasmilter/wasmilter/plugins"
+	"github.com/wasmilter/wasmilter/sdk/abi"
+)
+
+// These tests run the test guests through the real plugin host, so the lead's
+// end-to-end tests can rely on each guest doing what its README line says.
+
+func newHost(t *testing.T, logs *bytes.Buffer) *plugins.Host {
+	t.Helper()
+	ctx := context.Background()
+	host, err := plugins.NewHost(ctx, plugins.HostConfig{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatalf("NewHost: %v", err)
+	}
+	t.Cleanup(func() { host.Close(ctx) })
+	return host
+}
+
+func load(t *testing.T, host *plugins.Host, spec plugins.Spec) *plugins.Chain {
+	t.Helper()
+	p, err := host.Load(context.Background(), spec)
+	if err != nil {
+		t.Fatalf("Load %s: %v", spec.Name, err)
+	}
+	return plugins.NewChain(p)
+}
+
+func headersEvent(headers ...abi.Header) *abi.Event {
+	return &abi.Event{From: "a@example.org", Rcpts: []abi.Recipient{{Addr: "b@example.org"}}, Headers: headers}
+}
+
+func TestTempfailGuest(t *testing.T) {
+	var logs bytes.Buffer
+	host := newHost(t, &logs)
+	wasm := wasmtest.BuildGo(t, "./testdata/plugins/tempfail")
+	ctx := context.Background()
+
+	chain := load(t, host, plugins.Spec{Name: "tempfail", Wasm: wasm})
+	res := chain.Run(ctx, abi.HookHeaders, headersEvent(abi.Header{Name: "Subject", Value: "x"}), wasmtest.Env{})
+	if res.Verdict != abi.Continue || len(res.Failures) > 0 {
+		t.Errorf("without the trigger header: %v %v", res.Verdict, res.Failures)
+	}
+	res = chain.Run(ctx, abi.HookHeaders, headersEvent(abi.Header{Name: "x-test-tempfail", Value: ""}), wasmtest.Env{})
+	want := abi.Reply{Code: 451, Enhanced: "4.7.1", Text: "Try again later"}
+	if res.Verdict != abi.TempFail || res.Reply != want {
+		t.Errorf("defaults: got %v %+v, want tempfail %+v (failures %v)", res.Verdict, res.Reply, want, res.Failures)
+	}
+
+	chain = load(t, host, plugins.Spec{Name: "tempfail-configured", Wasm: wasm, Config: []abi.ConfigEntry{
+		{Key: "code", Values: []string{"421"}}, {Key: "enhanced", Values: []string{"4.3.2"}}, {Key: "text", Values: []string{"busy"}},
+	}})
+	res = chain.Run(ctx, abi.HookHeaders, headersEvent(abi.Header{Name: "X-Test-Tempfail", Value: "1"}), wasmtest.Env{})
+	want = abi.Reply{Code: 421, Enhanced: "4.3.2", Text: "busy"}
+	if res.Verdict != abi.TempFail || res.Reply != want {
+		t.Errorf("configured: got %v %+v, want tempfail %+v (failures %v)", res.Verdict, res.Reply, want, res.Failures)
+	}
+}
+
+func TestLoopGuestIsStoppedByTheDeadline(t *testing.T) {
+	var logs bytes.Buffer
+	host := newHost(t, &logs)
+	chain := load(t, host, plugins.Spec{Name: "loop", Wasm: wasmtest.BuildGo(t, "./testdata/plugins/loop"),
+		Timeout: 50 * time.Millisecond, OnError: plugins.OnErrorAccept})
+	res := chain.Run(context.Background(), abi.HookHeaders, headersEvent(abi.Header{Name: "X-Test-Loop", Value: "1"}), wasmtest.Env{})
+	if len(res.Failures) != 1 || res.Failures[0].Kind != plugins.FailureTimeout {
+		t.Fatalf("failures = %v, want one timeout", res.Failures)
+	}
+	if res.Verdict != abi.Accept {
+		t.Errorf("verdict = %v, want the on_error policy accept", res.Verdict)
+	}
+	// A message that does not ask for the loop is served by a fresh instance.
+	res = chain.Run(context.Background(), abi.HookHeaders, headersEvent(), wasmtest.Env{})
+	if len(res.Failures) != 0 || res.Verdict != abi.Continue {
+		t.Fatalf("after the timeout: verdict %v, failures %v; want continue and none", res.Verdict, res.Failures)
+	}
+}
+
+func TestPanicGuestFailsTheCallAndLogs(t *testing.T) {
+	var logs bytes.Buffer
+	host := newHost(t, &logs)
+	chain := load(t, host, plugins.Spec{Name: "panic", Wasm: wasmtest.BuildGo(t, "./testdata/plugins/panic")})
+	res := chain.Run(context.Background(), abi.HookHeaders, headersEvent(), wasmtest.Env{})
+	if len(res.Failures) != 1 {
+		t.Fatalf("failures = %v, want one", res.Failures)
+	}
+	if res.Verdict != abi.TempFail {
+		t.Errorf("verdict = %v, want the default on_error policy tempfail", res.Verdict)
+	}
+	if !strings.Contains(logs.String(), "plugin panicked in headers: test guest panics on purpose") {
+		t.Errorf("the panic was not logged through the host:\n%s", logs.String())
+	}
+}
+
+func TestBadABIGuestIsRefused(t *testing.T) {
+	var logs bytes.Buffer
+	host := newHost(t, &logs)
+	_, err := host.Load(context.Background(), plugins.Spec{Name: "badabi", Wasm: wasmtest.BuildGo(t, "./testdata/plugins/badabi")})
+	if err == nil || !strings.Contains(err.Error(), "999") {
+		t.Fatalf("Load = %v, want an error naming ABI version 999", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("refused for the wrong reason: %v", err)
+	}
+}

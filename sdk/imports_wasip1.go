@@ -1,0 +1,48 @@
+package sdk
+
+import (
+	"unsafe"
+
+	"github.com/wasmilter/wasmilter/sdk/abi"
+)
+
+// The host functions, imported from module "wasmilter" (abi.HostModule).
+// Pointers are guest memory addresses; Go's wasm port passes unsafe.Pointer
+// as an i32.
+
+//go:wasmimport wasmilter log
+func importLog(level int32, ptr unsafe.Pointer, n int32)
+
+//go:wasmimport wasmilter now
+func importNow() int64
+
+//go:wasmimport wasmilter macro
+func importMacro(namePtr unsafe.Pointer, nameLen int32, outPtr unsafe.Pointer, outCap int32) int32
+
+//go:wasmimport wasmilter stamp
+func importStamp(outPtr unsafe.Pointer, outCap int32) int32
+
+func init() { host = wasmHost{} }
+
+// wasmHost implements hostCalls with the imports.
+type wasmHost struct{}
+
+func (wasmHost) log(level abi.LogLevel, msg string) {
+	importLog(int32(level), unsafe.Pointer(unsafe.StringData(msg)), int32(len(msg)))
+}
+
+func (wasmHost) now() int64 { return importNow() }
+
+func (wasmHost) macro(name string, out []byte) int32 {
+	return importMacro(unsafe.Pointer(unsafe.StringData(name)), int32(len(name)), bytesPtr(out), int32(len(out)))
+}
+
+func (wasmHost) stamp(out []byte) int32 { return importStamp(bytesPtr(out), int32(len(out))) }
+
+// bytesPtr returns the address of b's first element, nil for an empty b.
+func bytesPtr(b []byte) unsafe.Pointer {
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Pointer(&b[0])
+}
