@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -112,5 +113,31 @@ func TestBadABIGuestIsRefused(t *testing.T) {
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("refused for the wrong reason: %v", err)
+	}
+}
+
+// TestSandboxDeniesFilesAndEnvironment: a plugin sees no filesystem, no
+// environment variables and no arguments, whatever the server has.
+func TestSandboxDeniesFilesAndEnvironment(t *testing.T) {
+	t.Setenv("WASMILTER_SECRET_FOR_SANDBOX_TEST", "must-not-leak")
+	var logs bytes.Buffer
+	host := newHost(t, &logs)
+	chain := load(t, host, plugins.Spec{Name: "snoop", Wasm: wasmtest.BuildGo(t, "./testdata/plugins/snoop")})
+	res := chain.Run(context.Background(), abi.HookHeaders, headersEvent(), wasmtest.Env{})
+	if len(res.Failures) != 0 || len(res.Actions) != 1 {
+		t.Fatalf("snoop: failures %v, actions %+v", res.Failures, res.Actions)
+	}
+	report := res.Actions[0].Value
+	for _, want := range []string{"read:/etc/passwd=denied", "read:/etc/hostname=denied", "read:/proc/self/environ=denied",
+		"read:.=denied", "readdir:/=denied", "create:/tmp=denied", "env=0:", "args=0"} {
+		if !strings.Contains(report, want) {
+			t.Errorf("sandbox report lacks %q:\n%s", want, report)
+		}
+	}
+	if strings.Contains(report, "GOT(") || strings.Contains(report, "must-not-leak") {
+		t.Errorf("the plugin reached outside its sandbox:\n%s", report)
+	}
+	if _, err := os.Stat("/tmp/snoop-was-here"); err == nil {
+		t.Error("the plugin created a file on the host")
 	}
 }
