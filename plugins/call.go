@@ -31,12 +31,16 @@ func (p *Plugin) call(ctx context.Context, hook abi.Hook, event []byte, env Env)
 	if err := ctx.Err(); err != nil { // the message is already given up on
 		return abi.Answer{}, p.failure(hook, classify(err, false), err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.spec.Timeout)
-	defer cancel()
 	inst, err := p.get(ctx)
 	if err != nil {
 		return abi.Answer{}, p.failure(hook, FailureUnavailable, err)
 	}
+	// The deadline bounds the guest's own code only, and so starts once an
+	// instance is in hand: starting a fresh Go instance (after a failure
+	// discarded the last one) can take longer than a hook's whole budget
+	// on a loaded machine, and that is not the plugin's fault.
+	ctx, cancel := context.WithTimeout(ctx, p.spec.Timeout)
+	defer cancel()
 	answer, err := inst.callHook(&callContext{Context: ctx, inst: inst, env: env}, hook, event)
 	if err != nil {
 		kind := classify(err, inst.memoryFull())

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 
@@ -142,25 +143,35 @@ func (p *Plugin) adopt(inst *instance) {
 }
 
 // get returns an idle instance, or creates one while fewer than MaxInstances
-// live, or waits for one to come back until ctx ends.
+// live, or waits for one to come back.
+//
+// When every instance is busy it waits at most one hook timeout: a busy
+// instance is released within its own deadline. Creating an instance has
+// its own bound (initTimeout), independent of the hook's deadline.
 func (p *Plugin) get(ctx context.Context) (*instance, error) {
 	select {
 	case inst := <-p.idle:
 		return inst, nil
 	default:
 	}
+	wait := time.NewTimer(p.spec.Timeout)
+	defer wait.Stop()
 	select {
 	case inst := <-p.idle:
 		return inst, nil
 	case p.slots <- struct{}{}:
-		inst, _, err := p.newInstance(ctx)
+		initCtx, cancel := context.WithTimeout(ctx, initTimeout)
+		defer cancel()
+		inst, _, err := p.newInstance(initCtx)
 		if err != nil {
 			<-p.slots
 			return nil, fmt.Errorf("new instance: %w", err)
 		}
 		return inst, nil
+	case <-wait.C:
+		return nil, fmt.Errorf("all %d instances busy for %s", p.spec.MaxInstances, p.spec.Timeout)
 	case <-ctx.Done():
-		return nil, fmt.Errorf("all %d instances busy: %w", p.spec.MaxInstances, context.Cause(ctx))
+		return nil, fmt.Errorf("waiting for an instance: %w", context.Cause(ctx))
 	}
 }
 
