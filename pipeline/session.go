@@ -33,6 +33,10 @@ type message struct {
 	ended      bool // a terminal verdict was answered; nothing more runs for this message
 	stamp      abi.Stamp
 	hasStamp   bool
+	record     abi.Record
+	hasRecord  bool
+	props      abi.Properties
+	hasProps   bool
 	identity   stamp.Identity
 	actions    []abi.Action
 	decidedBy  string
@@ -66,6 +70,12 @@ func (s *session) Needs() milter.Needs {
 func (s *session) Macro(name string) (string, bool) { return s.macros.Macro(name) }
 
 func (s *session) Stamp() (abi.Stamp, bool) { return s.msg.stamp, s.msg.hasStamp }
+
+// Record implements plugins.Env: the message's ledger record, once known.
+func (s *session) Record() (abi.Record, bool) { return s.msg.record, s.msg.hasRecord }
+
+// Properties implements plugins.Env: the header properties, from end of header.
+func (s *session) Properties() (abi.Properties, bool) { return s.msg.props, s.msg.hasProps }
 
 // Connect implements milter.Session.
 func (s *session) Connect(info milter.ConnInfo) milter.Reply {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/wasmilter/wasmilter/sdk/abi"
 )
@@ -16,6 +17,20 @@ type Env interface {
 	// Stamp returns the message's stamp; false outside a message or before
 	// the stamp is known.
 	Stamp() (abi.Stamp, bool)
+	// Record returns the message's retry-ledger record; false when the
+	// message was never deferred (or outside a message).
+	Record() (abi.Record, bool)
+	// Properties returns the header properties parsed for the message;
+	// false before end of header.
+	Properties() (abi.Properties, bool)
+}
+
+// KVStore is the plugins' key/value store; the host namespaces every key by
+// plugin name. The property cache (package cache) implements it.
+type KVStore interface {
+	KVGet(ns, key string) ([]byte, bool)
+	KVSet(ns, key string, value []byte, ttl time.Duration) error
+	KVIncr(ns, key string, delta int64, ttl time.Duration) (int64, error)
 }
 
 // call runs one hook of the plugin on an encoded event under the plugin's

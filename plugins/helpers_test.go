@@ -162,10 +162,27 @@ func load(tb testing.TB, h *Host, spec Spec) *Plugin {
 	return p
 }
 
-// testEnv is an Env with fixed macros and an optional stamp.
+// testEnv is an Env with fixed macros and an optional stamp, record and
+// properties.
 type testEnv struct {
 	macros map[string]string
 	stamp  *abi.Stamp
+	record *abi.Record
+	props  *abi.Properties
+}
+
+func (e testEnv) Record() (abi.Record, bool) {
+	if e.record == nil {
+		return abi.Record{}, false
+	}
+	return *e.record, true
+}
+
+func (e testEnv) Properties() (abi.Properties, bool) {
+	if e.props == nil {
+		return abi.Properties{}, false
+	}
+	return *e.props, true
 }
 
 func (e testEnv) Macro(name string) (string, bool) {

@@ -27,6 +27,9 @@ type HostConfig struct {
 	// Clock is the time the "now" host function and Event.Now report;
 	// nil means time.Now.
 	Clock func() time.Time
+	// KV backs the kv_* host functions; nil means plugins have no
+	// key/value store (kv_get finds nothing, kv_set and kv_incr refuse).
+	KV KVStore
 }
 
 // Host loads plugins. It owns the compilation cache shared by every plugin's
@@ -36,6 +39,7 @@ type Host struct {
 	logger *slog.Logger
 	limits abi.Limits
 	clock  func() time.Time
+	kv     KVStore
 
 	// loading is held shared by every Load in progress, so that Close waits
 	// for them before closing the compilation cache they compile into.
@@ -53,6 +57,7 @@ func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
 		logger:  cfg.Logger,
 		limits:  cfg.Limits,
 		clock:   cfg.Clock,
+		kv:      cfg.KV,
 		plugins: make(map[*Plugin]struct{}),
 	}
 	if h.logger == nil {

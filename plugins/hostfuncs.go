@@ -2,7 +2,9 @@ package plugins
 
 import (
 	"context"
+	"encoding/binary"
 	"log/slog"
+	"time"
 
 	"github.com/tetratelabs/wazero/api"
 
@@ -31,6 +33,26 @@ func (p *Plugin) instantiateHostModule(ctx context.Context) error {
 		WithGoModuleFunction(api.GoModuleFunc(p.hostStamp), []api.ValueType{i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("out_ptr", "out_cap").
 		Export(abi.HostStamp)
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(p.hostRecord), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("out_ptr", "out_cap").
+		Export(abi.HostRecord)
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(p.hostProperties), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("out_ptr", "out_cap").
+		Export(abi.HostProperties)
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(p.hostKVGet), []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).
+		WithParameterNames("key_ptr", "key_len", "out_ptr", "out_cap").
+		Export(abi.HostKVGet)
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(p.hostKVSet), []api.ValueType{i32, i32, i32, i32, i64}, []api.ValueType{i32}).
+		WithParameterNames("key_ptr", "key_len", "val_ptr", "val_len", "ttl_ms").
+		Export(abi.HostKVSet)
+	b.NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(p.hostKVIncr), []api.ValueType{i32, i32, i64, i64, i32}, []api.ValueType{i32}).
+		WithParameterNames("key_ptr", "key_len", "delta", "ttl_ms", "out_ptr").
+		Export(abi.HostKVIncr)
 	_, err := b.Instantiate(ctx)
 	return err
 }
@@ -96,6 +118,108 @@ func (p *Plugin) hostStamp(ctx context.Context, mod api.Module, stack []uint64) 
 	cc.inst.scratch = abi.AppendStamp(cc.inst.scratch[:0], &stamp)
 	stack[0] = copyOut(out, cc.inst.scratch)
 }
+
+// hostRecord: record(out_ptr, out_cap) -> i32, an encoded abi.Record.
+func (p *Plugin) hostRecord(ctx context.Context, mod api.Module, stack []uint64) {
+	out := guestBytes(mod, uint32(stack[0]), uint32(stack[1]))
+	cc := callFrom(ctx)
+	if cc == nil || cc.env == nil {
+		stack[0] = absent()
+		return
+	}
+	rec, ok := cc.env.Record()
+	if !ok {
+		stack[0] = absent()
+		return
+	}
+	cc.inst.scratch = abi.AppendRecord(cc.inst.scratch[:0], &rec)
+	stack[0] = copyOut(out, cc.inst.scratch)
+}
+
+// hostProperties: properties(out_ptr, out_cap) -> i32, encoded abi.Properties.
+func (p *Plugin) hostProperties(ctx context.Context, mod api.Module, stack []uint64) {
+	out := guestBytes(mod, uint32(stack[0]), uint32(stack[1]))
+	cc := callFrom(ctx)
+	if cc == nil || cc.env == nil {
+		stack[0] = absent()
+		return
+	}
+	props, ok := cc.env.Properties()
+	if !ok {
+		stack[0] = absent()
+		return
+	}
+	cc.inst.scratch = abi.AppendProperties(cc.inst.scratch[:0], &props)
+	stack[0] = copyOut(out, cc.inst.scratch)
+}
+
+// kvKey reads a key/value key from guest memory; "" when it is not a valid
+// key (empty or longer than abi.MaxKVKey).
+func kvKey(mod api.Module, ptr, n uint32) string {
+	if n == 0 || n > abi.MaxKVKey {
+		return ""
+	}
+	return string(guestBytes(mod, ptr, n))
+}
+
+// kvTTL turns the guest's milliseconds into a TTL; 0 means the store's default.
+func kvTTL(ms uint64) time.Duration {
+	if v := int64(ms); v > 0 {
+		return time.Duration(v) * time.Millisecond
+	}
+	return 0
+}
+
+// hostKVGet: kv_get(key_ptr, key_len, out_ptr, out_cap) -> i32.
+func (p *Plugin) hostKVGet(_ context.Context, mod api.Module, stack []uint64) {
+	key := kvKey(mod, uint32(stack[0]), uint32(stack[1]))
+	out := guestBytes(mod, uint32(stack[2]), uint32(stack[3]))
+	if key == "" || p.host.kv == nil {
+		stack[0] = absent()
+		return
+	}
+	value, ok := p.host.kv.KVGet(p.spec.Name, key)
+	if !ok {
+		stack[0] = absent()
+		return
+	}
+	stack[0] = copyOut(out, value)
+}
+
+// hostKVSet: kv_set(key_ptr, key_len, val_ptr, val_len, ttl_ms) -> i32.
+func (p *Plugin) hostKVSet(_ context.Context, mod api.Module, stack []uint64) {
+	key := kvKey(mod, uint32(stack[0]), uint32(stack[1]))
+	value := guestBytes(mod, uint32(stack[2]), uint32(stack[3]))
+	if key == "" || p.host.kv == nil {
+		stack[0] = refused()
+		return
+	}
+	// The store keeps the value past the call: copy it out of guest memory.
+	if err := p.host.kv.KVSet(p.spec.Name, key, append([]byte(nil), value...), kvTTL(stack[4])); err != nil {
+		stack[0] = refused()
+		return
+	}
+	stack[0] = 0
+}
+
+// hostKVIncr: kv_incr(key_ptr, key_len, delta, ttl_ms, out_ptr) -> i32.
+func (p *Plugin) hostKVIncr(_ context.Context, mod api.Module, stack []uint64) {
+	key := kvKey(mod, uint32(stack[0]), uint32(stack[1]))
+	out := guestBytes(mod, uint32(stack[4]), 8)
+	if key == "" || p.host.kv == nil {
+		stack[0] = refused()
+		return
+	}
+	n, err := p.host.kv.KVIncr(p.spec.Name, key, int64(stack[2]), kvTTL(stack[3]))
+	if err != nil {
+		stack[0] = refused()
+		return
+	}
+	binary.LittleEndian.PutUint64(out, uint64(n))
+	stack[0] = 0
+}
+
+func refused() uint64 { return api.EncodeI32(abi.ResultRefused) }
 
 // guestBytes returns a view of guest memory, trapping the call when the
 // range is outside it.

@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"encoding/binary"
 	"testing"
 
 	"github.com/wasmilter/wasmilter/sdk/abi"
@@ -9,14 +10,61 @@ import (
 // fakeHost implements hostCalls the way the real host does: data is written
 // only when it fits, and the length needed is returned either way.
 type fakeHost struct {
-	clock     int64
-	macros    map[string]string
-	stampData []byte // encoded stamp; nil means absent
-	logs      []string
-	calls     map[string]int
+	clock      int64
+	macros     map[string]string
+	stampData  []byte // encoded stamp; nil means absent
+	recordData []byte // encoded record; nil means absent
+	propsData  []byte // encoded properties; nil means absent
+	kv         map[string][]byte
+	counters   map[string]int64
+	logs       []string
+	calls      map[string]int
 }
 
-func newFakeHost() *fakeHost { return &fakeHost{macros: map[string]string{}, calls: map[string]int{}} }
+func newFakeHost() *fakeHost {
+	return &fakeHost{macros: map[string]string{}, calls: map[string]int{}, kv: map[string][]byte{}, counters: map[string]int64{}}
+}
+
+func (f *fakeHost) record(out []byte) int32 {
+	f.calls["record"]++
+	if f.recordData == nil {
+		return abi.ResultAbsent
+	}
+	return writeIfFits(out, f.recordData)
+}
+
+func (f *fakeHost) properties(out []byte) int32 {
+	f.calls["properties"]++
+	if f.propsData == nil {
+		return abi.ResultAbsent
+	}
+	return writeIfFits(out, f.propsData)
+}
+
+func (f *fakeHost) kvGet(key string, out []byte) int32 {
+	v, ok := f.kv[key]
+	if !ok {
+		return abi.ResultAbsent
+	}
+	return writeIfFits(out, v)
+}
+
+func (f *fakeHost) kvSet(key string, value []byte, _ int64) int32 {
+	if key == "" || len(key) > abi.MaxKVKey {
+		return abi.ResultRefused
+	}
+	f.kv[key] = append([]byte(nil), value...)
+	return 0
+}
+
+func (f *fakeHost) kvIncr(key string, delta, _ int64, out *[8]byte) int32 {
+	if key == "" || len(key) > abi.MaxKVKey {
+		return abi.ResultRefused
+	}
+	f.counters[key] += delta
+	binary.LittleEndian.PutUint64(out[:], uint64(f.counters[key]))
+	return 0
+}
 
 func (f *fakeHost) log(level abi.LogLevel, msg string) {
 	f.calls["log"]++

@@ -16,6 +16,11 @@ type hostCalls interface {
 	now() int64
 	macro(name string, out []byte) int32
 	stamp(out []byte) int32
+	record(out []byte) int32
+	properties(out []byte) int32
+	kvGet(key string, out []byte) int32
+	kvSet(key string, value []byte, ttlMillis int64) int32
+	kvIncr(key string, delta, ttlMillis int64, out *[8]byte) int32
 }
 
 // host is the host the SDK talks to. Off wasip1 it is a host that has
@@ -30,6 +35,13 @@ func (noHost) log(abi.LogLevel, string)   {}
 func (noHost) now() int64                 { return 0 }
 func (noHost) macro(string, []byte) int32 { return abi.ResultAbsent }
 func (noHost) stamp([]byte) int32         { return abi.ResultAbsent }
+func (noHost) record([]byte) int32        { return abi.ResultAbsent }
+func (noHost) properties([]byte) int32    { return abi.ResultAbsent }
+func (noHost) kvGet(string, []byte) int32 { return abi.ResultAbsent }
+func (noHost) kvSet(string, []byte, int64) int32 {
+	return abi.ResultRefused
+}
+func (noHost) kvIncr(string, int64, int64, *[8]byte) int32 { return abi.ResultRefused }
 
 // scratch receives what host functions write. It is reused across calls and
 // grown on demand; results are copied out before the next call.
@@ -75,6 +87,32 @@ func hostStamp() (abi.Stamp, bool, error) {
 		return abi.Stamp{}, false, fmt.Errorf("decoding the stamp from the host: %w", err)
 	}
 	return st, true, nil
+}
+
+// hostRecord asks the host for the message's retry-ledger record.
+func hostRecord() (abi.Record, bool, error) {
+	b, ok := fetch(host.record)
+	if !ok {
+		return abi.Record{}, false, nil
+	}
+	r, err := abi.DecodeRecord(b)
+	if err != nil {
+		return abi.Record{}, false, fmt.Errorf("decoding the record from the host: %w", err)
+	}
+	return r, true, nil
+}
+
+// hostProperties asks the host for the message's header properties.
+func hostProperties() (abi.Properties, bool, error) {
+	b, ok := fetch(host.properties)
+	if !ok {
+		return abi.Properties{}, false, nil
+	}
+	p, err := abi.DecodeProperties(b)
+	if err != nil {
+		return abi.Properties{}, false, fmt.Errorf("decoding the properties from the host: %w", err)
+	}
+	return p, true, nil
 }
 
 // LogLevel is the severity of a log line.

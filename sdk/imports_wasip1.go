@@ -22,6 +22,21 @@ func importMacro(namePtr unsafe.Pointer, nameLen int32, outPtr unsafe.Pointer, o
 //go:wasmimport wasmilter stamp
 func importStamp(outPtr unsafe.Pointer, outCap int32) int32
 
+//go:wasmimport wasmilter record
+func importRecord(outPtr unsafe.Pointer, outCap int32) int32
+
+//go:wasmimport wasmilter properties
+func importProperties(outPtr unsafe.Pointer, outCap int32) int32
+
+//go:wasmimport wasmilter kv_get
+func importKVGet(keyPtr unsafe.Pointer, keyLen int32, outPtr unsafe.Pointer, outCap int32) int32
+
+//go:wasmimport wasmilter kv_set
+func importKVSet(keyPtr unsafe.Pointer, keyLen int32, valPtr unsafe.Pointer, valLen int32, ttlMillis int64) int32
+
+//go:wasmimport wasmilter kv_incr
+func importKVIncr(keyPtr unsafe.Pointer, keyLen int32, delta, ttlMillis int64, outPtr unsafe.Pointer) int32
+
 func init() { host = wasmHost{} }
 
 // wasmHost implements hostCalls with the imports.
@@ -38,6 +53,22 @@ func (wasmHost) macro(name string, out []byte) int32 {
 }
 
 func (wasmHost) stamp(out []byte) int32 { return importStamp(bytesPtr(out), int32(len(out))) }
+
+func (wasmHost) record(out []byte) int32 { return importRecord(bytesPtr(out), int32(len(out))) }
+
+func (wasmHost) properties(out []byte) int32 { return importProperties(bytesPtr(out), int32(len(out))) }
+
+func (wasmHost) kvGet(key string, out []byte) int32 {
+	return importKVGet(unsafe.Pointer(unsafe.StringData(key)), int32(len(key)), bytesPtr(out), int32(len(out)))
+}
+
+func (wasmHost) kvSet(key string, value []byte, ttlMillis int64) int32 {
+	return importKVSet(unsafe.Pointer(unsafe.StringData(key)), int32(len(key)), bytesPtr(value), int32(len(value)), ttlMillis)
+}
+
+func (wasmHost) kvIncr(key string, delta, ttlMillis int64, out *[8]byte) int32 {
+	return importKVIncr(unsafe.Pointer(unsafe.StringData(key)), int32(len(key)), delta, ttlMillis, unsafe.Pointer(out))
+}
 
 // bytesPtr returns the address of b's first element, nil for an empty b.
 func bytesPtr(b []byte) unsafe.Pointer {

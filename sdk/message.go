@@ -102,6 +102,29 @@ func (m *Message) Headers() Headers { return m.headers }
 // ok is false when the MTA did not send it.
 func (m *Message) Macro(name string) (value string, ok bool) { return hostMacro(name) }
 
+// Record returns the message's retry-ledger record: when it was first
+// seen, how many attempts came before this one, what the last deferral
+// answered. ok is false when the message was never deferred. A greylisting
+// policy keyed on the message, not the client, is built on it.
+func (m *Message) Record() (rec abi.Record, ok bool) {
+	rec, ok, err := hostRecord()
+	if err != nil {
+		m.Logf(LogError, "sdk: %v", err)
+	}
+	return rec, ok
+}
+
+// Properties returns the header properties the host parsed once for the
+// message (decoded Subject, From address, Date, hop count, whether it is a
+// delivery report, ...). ok is false before the headers hook.
+func (m *Message) Properties() (props abi.Properties, ok bool) {
+	props, ok, err := hostProperties()
+	if err != nil {
+		m.Logf(LogError, "sdk: %v", err)
+	}
+	return props, ok
+}
+
 // Stamp returns the message's stamp as the host minted or found it. ok is
 // false when there is none (outside a message, or stamping is disabled on the
 // host). The host is asked once per call; later calls return the same stamp.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -140,4 +141,78 @@ func TestSandboxDeniesFilesAndEnvironment(t *testing.T) {
 	if _, err := os.Stat("/tmp/snoop-was-here"); err == nil {
 		t.Error("the plugin created a file on the host")
 	}
+}
+
+// mapKV is a minimal plugins.KVStore for testing the host functions'
+// plumbing; the real store is the property cache.
+type mapKV struct {
+	mu   sync.Mutex
+	vals map[string][]byte
+	ctrs map[string]int64
+}
+
+func (m *mapKV) KVGet(ns, key string) ([]byte, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.vals[ns+"/"+key]
+	return v, ok
+}
+
+func (m *mapKV) KVSet(ns, key string, value []byte, _ time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.vals[ns+"/"+key] = value
+	return nil
+}
+
+func (m *mapKV) KVIncr(ns, key string, delta int64, _ time.Duration) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.ctrs[ns+"/"+key] += delta
+	return m.ctrs[ns+"/"+key], nil
+}
+
+// TestRecordPropertiesAndKVReachTheGuest: the record, properties and kv_*
+// host functions, from the Go SDK through the real host.
+func TestRecordPropertiesAndKVReachTheGuest(t *testing.T) {
+	kv := &mapKV{vals: map[string][]byte{}, ctrs: map[string]int64{}}
+	host, err := plugins.NewHost(context.Background(), plugins.HostConfig{KV: kv, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { host.Close(context.Background()) })
+	chain := load(t, host, plugins.Spec{Name: "hostecho", Wasm: wasmtest.BuildGo(t, "./testdata/plugins/hostecho")})
+
+	env := wasmtest.Env{
+		MsgRecord: &abi.Record{ID: "idx", State: "deferred", Attempts: 2, FirstSeen: 1800000000, LastReason: abi.Reply{Code: 451}},
+		MsgProps:  &abi.Properties{Subject: "Grüße", ReceivedCount: 3, IsDeliveryReport: true},
+	}
+	ev := &abi.Event{QueueID: "Q1"}
+	got := actionValues(t, chain.Run(context.Background(), abi.HookMessage, ev, env))
+	want := map[string]string{"X-Record": "idx deferred 2 1800000000 451", "X-Props": "Grüße|3|true",
+		"X-Counter": "1 <nil>", "X-KV": "Q1"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	got = actionValues(t, chain.Run(context.Background(), abi.HookMessage, &abi.Event{QueueID: "Q2"}, wasmtest.Env{}))
+	if got["X-Record"] != "absent" || got["X-Props"] != "absent" || got["X-Counter"] != "2 <nil>" || got["X-KV"] != "Q2" {
+		t.Errorf("second message: %v", got)
+	}
+	if string(kv.vals["hostecho/last-queue-id"]) != "Q2" {
+		t.Errorf("the store is not namespaced by plugin name: %v", kv.vals)
+	}
+}
+
+func actionValues(t *testing.T, res plugins.Result) map[string]string {
+	t.Helper()
+	if len(res.Failures) != 0 {
+		t.Fatalf("failures: %v", res.Failures)
+	}
+	out := map[string]string{}
+	for _, a := range res.Actions {
+		out[a.Name] = a.Value
+	}
+	return out
 }

@@ -204,6 +204,8 @@ func FuzzDecodeEvent(f *testing.F) {
 		_, _ = DecodeStamp(p)
 		_, _ = DecodeConfig(p)
 		_, _ = DecodeInitAnswer(p)
+		_, _ = DecodeRecord(p)
+		_, _ = DecodeProperties(p)
 	})
 }
 
@@ -223,5 +225,22 @@ func BenchmarkDecodeEvent(b *testing.B) {
 		if _, err := DecodeEvent(p); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestRecordAndPropertiesRoundTrip(t *testing.T) {
+	rec := Record{ID: "abc", FirstSeen: 1_800_000_000, LastSeen: 1_800_000_300, Attempts: 2, State: "deferred",
+		LastReason: Reply{Code: 451, Enhanced: "4.7.1", Text: "greylisted"}, Notices: 1}
+	gotRec, err := DecodeRecord(AppendRecord(nil, &rec))
+	if err != nil || gotRec != rec {
+		t.Fatalf("record: %+v, %v", gotRec, err)
+	}
+	props := Properties{MessageID: "1@example.org", From: "a@example.org", FromName: "Ä", Sender: "s@example.org",
+		ToCount: 2, CcCount: 1, Date: 1_800_000_000, Subject: "Grüße", ContentType: "multipart/report",
+		ReceivedCount: 3, ListID: "<l.example.org>", AutoSubmitted: "auto-replied", Precedence: "bulk",
+		IsDeliveryReport: true, HeaderCount: 20, HeaderBytes: 2048, Problems: []string{"Date: bad", "x"}}
+	gotProps, err := DecodeProperties(AppendProperties(nil, &props))
+	if err != nil || !reflect.DeepEqual(gotProps, props) {
+		t.Fatalf("properties:\n got %+v\nwant %+v (%v)", gotProps, props, err)
 	}
 }

@@ -27,7 +27,30 @@ const (
 	HostNow   = "now"   // () -> i64: the host's clock, Unix nanoseconds
 	HostMacro = "macro" // (name_ptr i32, name_len i32, out_ptr i32, out_cap i32) -> i32
 	HostStamp = "stamp" // (out_ptr i32, out_cap i32) -> i32: an encoded [Stamp]
+	// HostRecord writes the message's retry-ledger record, an encoded
+	// [Record]; absent when the message was never deferred.
+	HostRecord = "record" // (out_ptr i32, out_cap i32) -> i32
+	// HostProperties writes the header properties the host parsed once
+	// for the message, an encoded [Properties]; absent before end of header.
+	HostProperties = "properties" // (out_ptr i32, out_cap i32) -> i32
+	// The plugin's own key/value store, namespaced by plugin name and
+	// bounded by the host's cache budget. Keys are 1 to MaxKVKey bytes.
+	HostKVGet = "kv_get" // (key_ptr i32, key_len i32, out_ptr i32, out_cap i32) -> i32
+	// kv_set returns 0, or [ResultRefused] when the value does not fit the
+	// budget or the key is invalid. ttl_ms <= 0 means the cache's TTL.
+	HostKVSet = "kv_set" // (key_ptr i32, key_len i32, val_ptr i32, val_len i32, ttl_ms i64) -> i32
+	// kv_incr adds delta to a counter (created at delta with ttl_ms) and
+	// writes the new value as 8 little-endian bytes at out_ptr; it returns
+	// 0, or [ResultRefused] for an invalid key or a value that is not a counter.
+	HostKVIncr = "kv_incr" // (key_ptr i32, key_len i32, delta i64, ttl_ms i64, out_ptr i32) -> i32
 )
+
+// ResultRefused is what a host function returns when it refused to do what
+// was asked (a key/value write that does not fit, an invalid key).
+const ResultRefused = -2
+
+// MaxKVKey is the longest key/value store key, in bytes.
+const MaxKVKey = 256
 
 // ResultAbsent is what a host function returns when the thing asked for does
 // not exist (an undefined macro, no stamp outside a message).
