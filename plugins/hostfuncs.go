@@ -104,53 +104,45 @@ func (p *Plugin) hostMacro(ctx context.Context, mod api.Module, stack []uint64) 
 
 // hostStamp: stamp(out_ptr, out_cap) -> i32, an encoded abi.Stamp.
 func (p *Plugin) hostStamp(ctx context.Context, mod api.Module, stack []uint64) {
-	out := guestBytes(mod, uint32(stack[0]), uint32(stack[1]))
-	cc := callFrom(ctx)
-	if cc == nil || cc.env == nil {
-		stack[0] = absent()
-		return
-	}
-	stamp, ok := cc.env.Stamp()
-	if !ok {
-		stack[0] = absent()
-		return
-	}
-	cc.inst.scratch = abi.AppendStamp(cc.inst.scratch[:0], &stamp)
-	stack[0] = copyOut(out, cc.inst.scratch)
+	answerFromEnv(ctx, mod, stack, func(env Env, b []byte) ([]byte, bool) {
+		st, ok := env.Stamp()
+		return abi.AppendStamp(b, &st), ok
+	})
 }
 
 // hostRecord: record(out_ptr, out_cap) -> i32, an encoded abi.Record.
 func (p *Plugin) hostRecord(ctx context.Context, mod api.Module, stack []uint64) {
-	out := guestBytes(mod, uint32(stack[0]), uint32(stack[1]))
-	cc := callFrom(ctx)
-	if cc == nil || cc.env == nil {
-		stack[0] = absent()
-		return
-	}
-	rec, ok := cc.env.Record()
-	if !ok {
-		stack[0] = absent()
-		return
-	}
-	cc.inst.scratch = abi.AppendRecord(cc.inst.scratch[:0], &rec)
-	stack[0] = copyOut(out, cc.inst.scratch)
+	answerFromEnv(ctx, mod, stack, func(env Env, b []byte) ([]byte, bool) {
+		rec, ok := env.Record()
+		return abi.AppendRecord(b, &rec), ok
+	})
 }
 
 // hostProperties: properties(out_ptr, out_cap) -> i32, encoded abi.Properties.
 func (p *Plugin) hostProperties(ctx context.Context, mod api.Module, stack []uint64) {
+	answerFromEnv(ctx, mod, stack, func(env Env, b []byte) ([]byte, bool) {
+		props, ok := env.Properties()
+		return abi.AppendProperties(b, &props), ok
+	})
+}
+
+// answerFromEnv answers a host function of the form (out_ptr, out_cap) -> i32
+// with something encode takes from the call's Env, encoded into the
+// instance's scratch buffer; absent when there is no Env or encode says so.
+func answerFromEnv(ctx context.Context, mod api.Module, stack []uint64, encode func(env Env, b []byte) ([]byte, bool)) {
 	out := guestBytes(mod, uint32(stack[0]), uint32(stack[1]))
 	cc := callFrom(ctx)
 	if cc == nil || cc.env == nil {
 		stack[0] = absent()
 		return
 	}
-	props, ok := cc.env.Properties()
+	b, ok := encode(cc.env, cc.inst.scratch[:0])
 	if !ok {
 		stack[0] = absent()
 		return
 	}
-	cc.inst.scratch = abi.AppendProperties(cc.inst.scratch[:0], &props)
-	stack[0] = copyOut(out, cc.inst.scratch)
+	cc.inst.scratch = b
+	stack[0] = copyOut(out, b)
 }
 
 // kvKey reads a key/value key from guest memory; "" when it is not a valid

@@ -77,42 +77,31 @@ func hostMacro(name string) (string, bool) {
 }
 
 // hostStamp asks the host for the message's stamp.
-func hostStamp() (abi.Stamp, bool, error) {
-	b, ok := fetch(host.stamp)
-	if !ok {
-		return abi.Stamp{}, false, nil
-	}
-	st, err := abi.DecodeStamp(b)
-	if err != nil {
-		return abi.Stamp{}, false, fmt.Errorf("decoding the stamp from the host: %w", err)
-	}
-	return st, true, nil
-}
+func hostStamp() (abi.Stamp, bool, error) { return fetchDecoded(host.stamp, abi.DecodeStamp, "stamp") }
 
 // hostRecord asks the host for the message's retry-ledger record.
 func hostRecord() (abi.Record, bool, error) {
-	b, ok := fetch(host.record)
-	if !ok {
-		return abi.Record{}, false, nil
-	}
-	r, err := abi.DecodeRecord(b)
-	if err != nil {
-		return abi.Record{}, false, fmt.Errorf("decoding the record from the host: %w", err)
-	}
-	return r, true, nil
+	return fetchDecoded(host.record, abi.DecodeRecord, "record")
 }
 
 // hostProperties asks the host for the message's header properties.
 func hostProperties() (abi.Properties, bool, error) {
-	b, ok := fetch(host.properties)
+	return fetchDecoded(host.properties, abi.DecodeProperties, "properties")
+}
+
+// fetchDecoded runs a host function answering an encoded value and decodes
+// it; ok is false when the host says absent.
+func fetchDecoded[T any](call func(out []byte) int32, decode func([]byte) (T, error), what string) (T, bool, error) {
+	var zero T
+	b, ok := fetch(call)
 	if !ok {
-		return abi.Properties{}, false, nil
+		return zero, false, nil
 	}
-	p, err := abi.DecodeProperties(b)
+	v, err := decode(b)
 	if err != nil {
-		return abi.Properties{}, false, fmt.Errorf("decoding the properties from the host: %w", err)
+		return zero, false, fmt.Errorf("decoding the %s from the host: %w", what, err)
 	}
-	return p, true, nil
+	return v, true, nil
 }
 
 // LogLevel is the severity of a log line.
