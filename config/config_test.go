@@ -44,6 +44,7 @@ func TestEveryKeyIsWrittenInConfigToml(t *testing.T) {
 	for table, keys := range map[string][]string{
 		"milter": knownKeys([]string{"milter"}), "log": knownKeys([]string{"log"}),
 		"runtime": knownKeys([]string{"runtime"}), "stamp": knownKeys([]string{"stamp"}),
+		"cache": knownKeys([]string{"cache"}), "retry": knownKeys([]string{"retry"}), "admin": knownKeys([]string{"admin"}),
 		"plugins[0]": knownKeys([]string{"plugins"}),
 	} {
 		for _, k := range keys {
@@ -176,6 +177,37 @@ path = "builtin:"
 	}
 }
 
+func TestRetryCacheAdmin(t *testing.T) {
+	cfg, err := Defaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Retry.MaxAge.Duration != 5*24*time.Hour || cfg.Retry.Store != "bolt:var/ledger.db" ||
+		cfg.Cache.MaxEntries != 65536 || cfg.Cache.MaxBytes != 64<<20 || cfg.Admin.Listen != "127.0.0.1:8898" {
+		t.Fatalf("defaults: %+v %+v %+v", cfg.Retry, cfg.Cache, cfg.Admin)
+	}
+	_, err = Parse([]byte(`
+[retry]
+store = "mysql://x"
+on_store_error = "ignore"
+expired_text = "a %s and %s"
+[cache]
+kv_share = 1.5
+max_entries = 1
+[admin]
+listen = "0.0.0.0:8898"
+`), "f.toml", ".")
+	for _, want := range []string{"f.toml:3: retry.store:", "f.toml:4: retry.on_store_error:", "f.toml:5: retry.expired_text:",
+		"f.toml:7: cache.kv_share:", "f.toml:8: cache.max_entries:", "f.toml:10: admin.listen:", "set admin.token"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if _, err := Parse([]byte("[admin]\nlisten = \"0.0.0.0:8898\"\ntoken = \"s3cret\"\n"), "f.toml", "."); err != nil {
+		t.Errorf("a non-loopback admin listener with a token: %v", err)
+	}
+}
+
 func TestLoadFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "wasmilter.toml")
@@ -191,6 +223,24 @@ func TestLoadFile(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(dir, "missing.toml")); err == nil || !strings.Contains(err.Error(), "missing.toml") {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestDurationDays(t *testing.T) {
+	for in, want := range map[string]time.Duration{"5d": 120 * time.Hour, "1d12h": 36 * time.Hour, "90m": 90 * time.Minute} {
+		var d Duration
+		if err := d.UnmarshalText([]byte(in)); err != nil || d.Duration != want {
+			t.Errorf("Duration(%q) = %v, %v", in, d.Duration, err)
+		}
+	}
+	for _, bad := range []string{"d", "xd", "1d-1h", "-1d"} {
+		var d Duration
+		if err := d.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("Duration(%q) accepted", bad)
+		}
+	}
+	if (Duration{120 * time.Hour}).String() != "5d" || (Duration{90 * time.Minute}).String() != "1h30m0s" {
+		t.Error("Duration.String")
 	}
 }
 

@@ -128,11 +128,14 @@ func unknownKeyMsg(k toml.Key) string {
 // knownKeys lists the keys a table path accepts.
 func knownKeys(table toml.Key) []string {
 	fields := map[string][]string{
-		"":        {"milter", "log", "runtime", "stamp", "plugins"},
+		"":        {"milter", "log", "runtime", "stamp", "cache", "retry", "admin", "plugins"},
 		"milter":  {"listen", "socket_mode", "read_timeout", "write_timeout", "shutdown_timeout", "max_packet"},
 		"log":     {"level", "format"},
 		"runtime": {"compilation_cache"},
 		"stamp":   {"header", "keys"},
+		"cache":   {"max_entries", "max_bytes", "ttl", "kv_share"},
+		"retry":   {"store", "max_age", "keep_passed", "expired_text", "on_store_error"},
+		"admin":   {"listen", "token"},
 		"plugins": {"name", "path", "timeout", "memory", "on_error", "max_instances", "config"},
 	}
 	keys := fields[table.String()]

@@ -13,6 +13,9 @@ type Config struct {
 	Log     Log      `toml:"log"`
 	Runtime Runtime  `toml:"runtime"`
 	Stamp   Stamp    `toml:"stamp"`
+	Cache   Cache    `toml:"cache"`
+	Retry   Retry    `toml:"retry"`
+	Admin   Admin    `toml:"admin"`
 	Plugins []Plugin `toml:"plugins"`
 
 	// Source names where the config came from, for messages: a file path,
@@ -59,6 +62,31 @@ type Stamp struct {
 	Keys   []string `toml:"keys"`
 }
 
+// Cache is the [cache] table: the header property cache and the plugins'
+// key/value store.
+type Cache struct {
+	MaxEntries int      `toml:"max_entries"`
+	MaxBytes   Size     `toml:"max_bytes"`
+	TTL        Duration `toml:"ttl"`
+	KVShare    float64  `toml:"kv_share"`
+}
+
+// Retry is the [retry] table: the ledger of deferred messages.
+type Retry struct {
+	Store        string   `toml:"store"`
+	MaxAge       Duration `toml:"max_age"`
+	KeepPassed   Duration `toml:"keep_passed"`
+	ExpiredText  string   `toml:"expired_text"`
+	OnStoreError string   `toml:"on_store_error"`
+}
+
+// Admin is the [admin] table: the HTTP API the CLI's cache and queue
+// commands talk to.
+type Admin struct {
+	Listen string `toml:"listen"`
+	Token  string `toml:"token"`
+}
+
 // Plugin is one [[plugins]] block.
 type Plugin struct {
 	Name         string         `toml:"name"`
@@ -91,17 +119,48 @@ func (p *Plugin) Builtin() (string, bool) {
 type Duration struct{ time.Duration }
 
 // UnmarshalText implements encoding.TextUnmarshaler for the TOML decoder.
+// Besides Go's units it takes whole days ("5d", "1d12h"): retry ages are
+// thought of in days.
 func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
+	v, err := parseDuration(string(b))
 	if err != nil {
-		return fmt.Errorf("%q is not a duration (use e.g. \"100ms\", \"30s\", \"4h\")", b)
+		return fmt.Errorf("%q is not a duration (use e.g. \"100ms\", \"30s\", \"4h\", \"5d\")", b)
 	}
 	d.Duration = v
 	return nil
 }
 
+func parseDuration(s string) (time.Duration, error) {
+	days, rest, found := strings.Cut(s, "d")
+	if !found {
+		return time.ParseDuration(s)
+	}
+	n, err := strconv.ParseUint(days, 10, 16)
+	if err != nil {
+		return 0, err
+	}
+	total := time.Duration(n) * 24 * time.Hour
+	if rest != "" {
+		r, err := time.ParseDuration(rest)
+		if err != nil || r < 0 {
+			return 0, fmt.Errorf("bad duration %q", s)
+		}
+		total += r
+	}
+	return total, nil
+}
+
 // MarshalText implements encoding.TextMarshaler.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// String writes whole days as days ("5d"), the rest as Go does.
+func (d Duration) String() string {
+	const day = 24 * time.Hour
+	if d.Duration >= day && d.Duration%day == 0 {
+		return strconv.FormatInt(int64(d.Duration/day), 10) + "d"
+	}
+	return d.Duration.String()
+}
 
 // Size is a byte count written with a binary unit ("64MiB", "512KiB") or as
 // a plain number of bytes.

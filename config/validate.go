@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -28,6 +30,9 @@ func (c *Config) validate(pos positions) error {
 	c.validateMilter(v)
 	c.validateLog(v)
 	c.validateStamp(v)
+	c.validateCache(v)
+	c.validateRetry(v)
+	c.validateAdmin(v)
 	c.validatePlugins(v)
 	if len(v.errs) > 0 {
 		sortErrors(v.errs)
@@ -101,6 +106,60 @@ func (c *Config) StampKeys() ([][]byte, error) {
 		keys = append(keys, k)
 	}
 	return keys, nil
+}
+
+func (c *Config) validateCache(v *validator) {
+	k := &c.Cache
+	if k.MaxEntries < 16 || k.MaxEntries > 1<<24 {
+		v.fail("cache.max_entries", "%d: must be from 16 to 16777216", k.MaxEntries)
+	}
+	if k.MaxBytes < 1<<20 || k.MaxBytes > 16<<30 {
+		v.fail("cache.max_bytes", "%s: must be from 1MiB to 16GiB", k.MaxBytes)
+	}
+	positive(v, "cache.ttl", k.TTL)
+	if k.KVShare < 0 || k.KVShare > 0.9 {
+		v.fail("cache.kv_share", "%g: must be from 0 (no key/value store) to 0.9", k.KVShare)
+	}
+}
+
+// RetryStoreBolt and RetryStoreRedis prefix [retry] store.
+const (
+	RetryStoreBolt  = "bolt:"
+	RetryStoreRedis = "redis://"
+)
+
+func (c *Config) validateRetry(v *validator) {
+	r := &c.Retry
+	switch {
+	case strings.HasPrefix(r.Store, RetryStoreBolt) && len(r.Store) > len(RetryStoreBolt):
+	case r.Store == "":
+		// No ledger: deferrals are not remembered (documented in config.toml).
+	default:
+		v.fail("retry.store", "%q: want \"bolt:PATH\" or \"\" (no ledger)", r.Store)
+	}
+	positive(v, "retry.max_age", r.MaxAge)
+	positive(v, "retry.keep_passed", r.KeepPassed)
+	if strings.Count(r.ExpiredText, "%s") > 1 || strings.ContainsAny(r.ExpiredText, "\r\n") {
+		v.fail("retry.expired_text", "one line, with at most one %%s (the maximum age)")
+	}
+	if !oneOf(r.OnStoreError, "tempfail", "accept") {
+		v.fail("retry.on_store_error", "%q: want tempfail or accept", r.OnStoreError)
+	}
+}
+
+func (c *Config) validateAdmin(v *validator) {
+	if c.Admin.Listen == "" {
+		return
+	}
+	host, _, err := net.SplitHostPort(c.Admin.Listen)
+	if err != nil {
+		v.fail("admin.listen", "%q: want HOST:PORT, or \"\" to turn the admin API off", c.Admin.Listen)
+		return
+	}
+	ip, err := netip.ParseAddr(host)
+	if host != "localhost" && (err != nil || !ip.IsLoopback()) && c.Admin.Token == "" {
+		v.fail("admin.listen", "%q is not a loopback address: set admin.token so that not everyone who can reach it can flush caches and release mail", c.Admin.Listen)
+	}
 }
 
 var pluginName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)

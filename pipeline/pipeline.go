@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"context"
 	"log/slog"
 	"time"
 
@@ -9,50 +8,43 @@ import (
 
 	"github.com/wasmilter/wasmilter/milter"
 	"github.com/wasmilter/wasmilter/plugins"
+	"github.com/wasmilter/wasmilter/retry"
 	"github.com/wasmilter/wasmilter/stamp"
 )
 
-// FirstSeener answers when a message identity was first seen. The retry
-// ledger answers durably, across restarts and nodes; without one, a
-// message's first-seen time is the time of the attempt at hand.
-type FirstSeener interface {
-	FirstSeen(ctx context.Context, id stamp.Identity, now time.Time) (time.Time, error)
-}
-
-// attemptTime is the FirstSeener used when no ledger is configured.
-type attemptTime struct{}
-
-func (attemptTime) FirstSeen(_ context.Context, _ stamp.Identity, now time.Time) (time.Time, error) {
-	return now, nil
-}
-
 // Options configure a Pipeline.
 type Options struct {
-	Chain      *plugins.Chain
-	Stamps     *stamp.Codec
-	FirstSeen  FirstSeener      // nil: the attempt's own time
-	Clock      func() time.Time // nil: time.Now
-	Logger     *slog.Logger     // nil: slog.Default()
-	MaxHeaders int              // headers kept per message; 0: 10,000
+	Chain  *plugins.Chain
+	Stamps *stamp.Codec
+	// Ledger records deferrals and answers first-seen times; nil keeps no
+	// records (a retried message then gets a new first-seen time).
+	Ledger retry.Ledger
+	// Policy holds the ledger's time rules (maximum age, expiry text).
+	Policy retry.Policy
+	// AcceptOnStoreError lets a message through unrecorded when the ledger
+	// fails; false (the default) defers it instead.
+	AcceptOnStoreError bool
+	Clock              func() time.Time // nil: time.Now
+	Logger             *slog.Logger     // nil: slog.Default()
+	MaxHeaders         int              // headers kept per message; 0: 10,000
 }
 
 // Pipeline implements milter.Backend.
 type Pipeline struct {
-	chain      *plugins.Chain
-	stamps     *stamp.Codec
-	firstSeen  FirstSeener
-	clock      func() time.Time
-	log        *slog.Logger
-	maxHeaders int
+	chain         *plugins.Chain
+	stamps        *stamp.Codec
+	ledger        retry.Ledger
+	policy        retry.Policy
+	acceptOnError bool
+	clock         func() time.Time
+	log           *slog.Logger
+	maxHeaders    int
 }
 
 // New returns a pipeline running opts.Chain.
 func New(opts Options) *Pipeline {
-	p := &Pipeline{chain: opts.Chain, stamps: opts.Stamps, firstSeen: opts.FirstSeen,
-		clock: opts.Clock, log: opts.Logger, maxHeaders: opts.MaxHeaders}
-	if p.firstSeen == nil {
-		p.firstSeen = attemptTime{}
-	}
+	p := &Pipeline{chain: opts.Chain, stamps: opts.Stamps, ledger: opts.Ledger, policy: opts.Policy,
+		acceptOnError: opts.AcceptOnStoreError, clock: opts.Clock, log: opts.Logger, maxHeaders: opts.MaxHeaders}
 	if p.clock == nil {
 		p.clock = time.Now
 	}

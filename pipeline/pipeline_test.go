@@ -23,24 +23,32 @@ func (m macros) Macro(name string) (string, bool) { v, ok := m[strings.Trim(name
 var fixedNow = time.Date(2026, 11, 22, 7, 0, 0, 0, time.UTC)
 
 // newPipeline returns a pipeline running the scripted test plugin followed
-// by the builtin stamp. Pipelines hold no per-session state, so the tests
-// share one and compile the plugins once.
+// by the builtin stamp, without a ledger. The plugins are compiled once and
+// shared: a chain holds no per-message state.
 func newPipeline(t *testing.T) *Pipeline {
 	t.Helper()
-	shared.once.Do(func() { shared.p, shared.err = loadPipeline(t) })
+	return New(Options{Chain: sharedChain(t), Stamps: unsignedCodec, Clock: func() time.Time { return fixedNow },
+		Logger: slog.New(slog.DiscardHandler)})
+}
+
+var unsignedCodec, _ = stamp.NewCodec("", nil)
+
+var shared struct {
+	once  sync.Once
+	chain *plugins.Chain
+	err   error
+}
+
+func sharedChain(t *testing.T) *plugins.Chain {
+	t.Helper()
+	shared.once.Do(func() { shared.chain, shared.err = loadChain(t) })
 	if shared.err != nil {
 		t.Fatal(shared.err)
 	}
-	return shared.p
+	return shared.chain
 }
 
-var shared struct {
-	once sync.Once
-	p    *Pipeline
-	err  error
-}
-
-func loadPipeline(t *testing.T) (*Pipeline, error) {
+func loadChain(t *testing.T) (*plugins.Chain, error) {
 	ctx := context.Background()
 	host, err := plugins.NewHost(ctx, plugins.HostConfig{Clock: func() time.Time { return fixedNow }})
 	if err != nil {
@@ -61,9 +69,7 @@ func loadPipeline(t *testing.T) (*Pipeline, error) {
 		}
 		loaded = append(loaded, p)
 	}
-	codec, _ := stamp.NewCodec("", nil)
-	return New(Options{Chain: plugins.NewChain(loaded...), Stamps: codec, Clock: func() time.Time { return fixedNow },
-		Logger: slog.New(slog.DiscardHandler)}), nil
+	return plugins.NewChain(loaded...), nil
 }
 
 // msg drives one message through a session and returns the final reply and changes.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/wasmilter/wasmilter/milter"
 	"github.com/wasmilter/wasmilter/plugins"
+	"github.com/wasmilter/wasmilter/retry"
 	"github.com/wasmilter/wasmilter/sdk/abi"
 	"github.com/wasmilter/wasmilter/stamp"
 )
@@ -37,7 +38,11 @@ type message struct {
 	hasRecord  bool
 	props      abi.Properties
 	hasProps   bool
-	identity   stamp.Identity
+	identity   stamp.Identity // the ledger key: the carried stamp's id, or the derived identity
+	firstSeen  time.Time      // the stamp's time
+	known      bool           // the ledger has a record of this identity
+	arrival    retry.Action   // what the record's state says about this arrival
+	recorded   bool           // a deferral of this attempt is in the ledger
 	actions    []abi.Action
 	decidedBy  string
 	verdict    abi.Verdict
@@ -136,18 +141,17 @@ func (s *session) Header(name, value string) {
 	s.ev.Headers = append(s.ev.Headers, abi.Header{Name: name, Value: value})
 }
 
-// EndOfHeaders implements milter.Session: the identity is known now, so the
-// stamp is minted before any plugin sees the whole header.
+// EndOfHeaders implements milter.Session: the identity is known now, so
+// the ledger is consulted and the stamp minted before any plugin sees the
+// whole header.
 func (s *session) EndOfHeaders() milter.Reply {
 	if s.msg.dropped > 0 {
 		s.p.log.Warn("message has more headers than are kept; policy sees the first ones",
 			"queue_id", s.ev.QueueID, "kept", len(s.ev.Headers), "dropped", s.msg.dropped)
 	}
-	if err := s.mintStamp(); err != nil {
-		s.p.log.Error("cannot mint stamp; deferring message", "queue_id", s.ev.QueueID, "err", err)
+	if reply, done := s.identify(); done {
 		s.msg.ended = true
-		return milter.Reply{Action: milter.TempFail, Code: 451, Enhanced: "4.3.0",
-			Text: "Temporary failure in mail policy, try again later"}
+		return reply
 	}
 	return s.messageStage(abi.HookHeaders)
 }
@@ -164,7 +168,11 @@ func (s *session) EndOfMessage() (milter.Reply, []milter.Modification) {
 	}
 	var mods []milter.Modification
 	if reply.Action == milter.Continue || reply.Action == milter.Accept {
+		if s.msg.arrival == retry.Hold {
+			s.msg.actions = append(s.msg.actions, abi.Action{Kind: abi.Quarantine, Value: "held by wasmilter (wasmilter queue show " + s.msg.identity.String() + ")"})
+		}
 		mods = toModifications(s.msg.actions)
+		s.recordPass()
 	}
 	s.logOutcome(reply, len(mods))
 	s.resetMessage()
@@ -190,9 +198,15 @@ func (s *session) messageStage(h abi.Hook) milter.Reply {
 
 // settle records a message-level result and answers the MTA. An accept
 // with changes still to apply is answered "continue" so that the MTA comes
-// back at end of message, where the changes can be sent.
+// back at end of message, where the changes can be sent. A tempfail is
+// written to the ledger before it is answered.
 func (s *session) settle(res plugins.Result) milter.Reply {
 	s.msg.actions = append(s.msg.actions, res.Actions...)
+	if res.Verdict == abi.TempFail && s.msg.arrival == retry.Pass {
+		s.p.log.Info("released by the administrator: deferral not applied", "queue_id", s.ev.QueueID,
+			"identity", s.msg.identity.String(), "deferred_by", res.DecidedBy)
+		return milter.Reply{}
+	}
 	switch res.Verdict {
 	case abi.Continue:
 		return milter.Reply{}
@@ -203,8 +217,12 @@ func (s *session) settle(res plugins.Result) milter.Reply {
 		}
 		return milter.Reply{Action: milter.Accept}
 	}
+	reply := toReply(res.Verdict, res.Reply)
+	if res.Verdict == abi.TempFail && !s.recordDeferral(reply) {
+		return milter.Reply{} // on_store_error = "accept": let it through unrecorded
+	}
 	s.msg.ended, s.msg.decidedBy, s.msg.verdict = true, res.DecidedBy, res.Verdict
-	return toReply(res.Verdict, res.Reply)
+	return reply
 }
 
 // run calls the chain for hook h with the event as it stands.
@@ -216,33 +234,17 @@ func (s *session) run(h abi.Hook) plugins.Result {
 	return res
 }
 
-// mintStamp finds the stamp the message carries or mints a new one.
-func (s *session) mintStamp() error {
-	fields := make([]stamp.Field, len(s.ev.Headers))
-	for i, h := range s.ev.Headers {
-		fields[i] = stamp.Field{Name: h.Name, Value: h.Value}
-	}
-	rcpts := make([]string, len(s.ev.Rcpts))
-	for i, r := range s.ev.Rcpts {
-		rcpts[i] = r.Addr
-	}
-	s.msg.identity = stamp.Derive(stamp.Facts{Sender: s.ev.From, Recipients: rcpts, Headers: fields})
-	found := s.p.stamps.Inspect(fields)
+// mintStamp finds the stamp the message carries or mints a new one from the
+// identity and first-seen time identify settled on.
+func (s *session) mintStamp(found stamp.Found) {
 	st := abi.Stamp{HeaderName: s.p.stamps.Header(), Invalid: found.Invalid}
 	if found.Valid {
 		st.State, st.ID, st.FirstSeen, st.HeaderValue = abi.StampCarried, found.Stamp.ID.String(),
 			found.Stamp.FirstSeen.Unix(), found.Value
 		s.msg.stamp, s.msg.hasStamp = st, true
-		return nil
+		return
 	}
-	first, err := s.p.firstSeen.FirstSeen(s.ctx, s.msg.identity, s.p.clock())
-	if err != nil {
-		return err
-	}
-	if first.IsZero() {
-		return errors.New("first-seen time is zero")
-	}
-	minted := stamp.Stamp{ID: s.msg.identity, FirstSeen: first.UTC().Truncate(time.Second)}
+	minted := stamp.Stamp{ID: s.msg.identity, FirstSeen: s.msg.firstSeen}
 	st.State, st.ID, st.FirstSeen, st.HeaderValue = abi.StampNew, minted.ID.String(), minted.FirstSeen.Unix(),
 		s.p.stamps.Format(minted)
 	if len(found.Invalid) > 0 {
@@ -251,7 +253,22 @@ func (s *session) mintStamp() error {
 			"occurrences", found.Invalid, "errors", errors.Join(found.Errors...))
 	}
 	s.msg.stamp, s.msg.hasStamp = st, true
-	return nil
+}
+
+func (s *session) fields() []stamp.Field {
+	fields := make([]stamp.Field, len(s.ev.Headers))
+	for i, h := range s.ev.Headers {
+		fields[i] = stamp.Field{Name: h.Name, Value: h.Value}
+	}
+	return fields
+}
+
+func (s *session) recipients() []string {
+	rcpts := make([]string, len(s.ev.Rcpts))
+	for i, r := range s.ev.Rcpts {
+		rcpts[i] = r.Addr
+	}
+	return rcpts
 }
 
 func (s *session) resetMessage() {
@@ -272,6 +289,7 @@ func (s *session) logOutcome(reply milter.Reply, changes int) {
 	}
 	s.p.log.Log(s.ctx, level, "message",
 		"queue_id", s.ev.QueueID, "identity", s.msg.identity.String(), "stamp", s.msg.stamp.HeaderValue,
+		"known", s.msg.known, "arrival", s.msg.arrival.String(), "recorded", s.msg.recorded,
 		"stamp_state", s.msg.stamp.State.String(), "from", s.ev.From, "rcpts", len(s.ev.Rcpts),
 		"action", reply.Action.String(), "decided_by", s.msg.decidedBy, "changes", changes,
 		"plugin_failures", s.msg.failures)

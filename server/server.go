@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/wasmilter/wasmilter/config"
@@ -16,26 +17,31 @@ import (
 	"github.com/wasmilter/wasmilter/pipeline"
 	"github.com/wasmilter/wasmilter/plugins"
 	"github.com/wasmilter/wasmilter/plugins/builtin"
+	"github.com/wasmilter/wasmilter/retry"
 	"github.com/wasmilter/wasmilter/stamp"
 )
 
 // Options are what Build takes besides the Config.
 type Options struct {
-	Logger    *slog.Logger                 // nil: slog.Default()
-	Clock     func() time.Time             // nil: time.Now (replay passes a simulated clock)
-	FirstSeen pipeline.FirstSeener         // nil: the attempt's own time (no ledger)
-	Listener  func() (net.Listener, error) // nil: listen on cfg.Milter.Listen
+	Logger   *slog.Logger                 // nil: slog.Default()
+	Clock    func() time.Time             // nil: time.Now (replay passes a simulated clock)
+	Listener func() (net.Listener, error) // nil: listen on cfg.Milter.Listen
+	// Ledger replaces the one [retry] store names (replay uses a
+	// temporary one); the server does not close a ledger it was given.
+	Ledger retry.Ledger
 }
 
 // Server is a built wasmilter, ready to serve.
 type Server struct {
-	cfg      *config.Config
-	log      *slog.Logger
-	host     *plugins.Host
-	chain    *plugins.Chain
-	pipeline *pipeline.Pipeline
-	milter   *milter.Server
-	listen   func() (net.Listener, error)
+	cfg        *config.Config
+	log        *slog.Logger
+	ledger     retry.Ledger
+	ownsLedger bool
+	host       *plugins.Host
+	chain      *plugins.Chain
+	pipeline   *pipeline.Pipeline
+	milter     *milter.Server
+	listen     func() (net.Listener, error)
 }
 
 // Build constructs every part from cfg and checks it. On error nothing is
@@ -53,25 +59,60 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Server, erro
 	if err != nil {
 		return nil, cfg.Errorf("stamp", "%v", err)
 	}
+	ledger, owns, err := openLedger(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
 	host, err := newHost(ctx, cfg, log, opts.Clock)
 	if err != nil {
+		closeIf(owns, ledger)
 		return nil, err
 	}
 	loaded, err := LoadPlugins(ctx, host, cfg)
 	if err != nil {
 		host.Close(ctx)
+		closeIf(owns, ledger)
 		return nil, err
 	}
 	chain := plugins.NewChain(loaded...)
-	pl := pipeline.New(pipeline.Options{Chain: chain, Stamps: codec, FirstSeen: opts.FirstSeen,
-		Clock: opts.Clock, Logger: log})
-	s := &Server{cfg: cfg, log: log, host: host, chain: chain, pipeline: pl, listen: opts.Listener}
+	pl := pipeline.New(pipeline.Options{Chain: chain, Stamps: codec, Ledger: ledger, Policy: retryPolicy(cfg),
+		AcceptOnStoreError: cfg.Retry.OnStoreError == "accept", Clock: opts.Clock, Logger: log})
+	s := &Server{cfg: cfg, log: log, ledger: ledger, ownsLedger: owns, host: host, chain: chain, pipeline: pl,
+		listen: opts.Listener}
 	s.milter = &milter.Server{Backend: pl, ReadTimeout: cfg.Milter.ReadTimeout.Duration,
 		WriteTimeout: cfg.Milter.WriteTimeout.Duration, MaxPacket: int(cfg.Milter.MaxPacket), Logger: log}
 	if s.listen == nil {
 		s.listen = s.listenConfigured
 	}
 	return s, nil
+}
+
+// openLedger opens the ledger [retry] store names, unless one was given.
+// It reports whether the server owns (and must close) it.
+func openLedger(cfg *config.Config, opts Options) (retry.Ledger, bool, error) {
+	if opts.Ledger != nil {
+		return opts.Ledger, false, nil
+	}
+	path, ok := strings.CutPrefix(cfg.Retry.Store, config.RetryStoreBolt)
+	if !ok {
+		return nil, false, nil // "": no ledger
+	}
+	b, err := retry.OpenBolt(cfg.Resolve(path), retry.BoltOptions{Clock: opts.Clock})
+	if err != nil {
+		return nil, false, cfg.Errorf("retry.store", "%v", err)
+	}
+	return b, true, nil
+}
+
+func retryPolicy(cfg *config.Config) retry.Policy {
+	return retry.Policy{MaxAge: cfg.Retry.MaxAge.Duration, KeepPassed: cfg.Retry.KeepPassed.Duration,
+		ExpiredText: cfg.Retry.ExpiredText}
+}
+
+func closeIf(owns bool, l retry.Ledger) {
+	if owns && l != nil {
+		l.Close()
+	}
 }
 
 func newHost(ctx context.Context, cfg *config.Config, log *slog.Logger, clock func() time.Time) (*plugins.Host, error) {
@@ -211,6 +252,11 @@ func (s *Server) release() {
 	defer cancel()
 	if err := errors.Join(s.chain.Close(ctx), s.host.Close(ctx)); err != nil {
 		s.log.Warn("releasing plugins", "err", err)
+	}
+	if s.ownsLedger {
+		if err := s.ledger.Close(); err != nil {
+			s.log.Warn("closing the retry ledger", "err", err)
+		}
 	}
 }
 

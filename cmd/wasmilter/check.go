@@ -24,7 +24,12 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		return exitError{1}
 	}
 	quiet := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := server.Build(context.Background(), cfg, server.Options{Logger: quiet})
+	ledger, closeLedger, err := throwawayLedger()
+	if err != nil {
+		return err
+	}
+	defer closeLedger()
+	srv, err := server.Build(context.Background(), cfg, server.Options{Logger: quiet, Ledger: ledger})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitError{1}

@@ -72,7 +72,12 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := server.Build(context.Background(), cfg, server.Options{Logger: log})
+	ledger, closeLedger, err := throwawayLedger()
+	if err != nil {
+		return err
+	}
+	defer closeLedger()
+	srv, err := server.Build(context.Background(), cfg, server.Options{Logger: log, Ledger: ledger})
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,9 @@
 //	MAIL FROM early@...         add a header at the mail hook, continue
 //	RCPT TO reject@...          reject that recipient (550 5.1.1)
 //	RCPT TO defer@...           tempfail that recipient (450 4.2.0)
-//	X-Scripted: discard|reject  discard, or reject (554 5.7.1), at end of header
+//	X-Scripted: discard|reject|tempfail
+//	                            discard, reject (554 5.7.1) or tempfail
+//	                            (451 4.7.1) at end of header
 //	end of message              adds X-Rcpts (recipients it sees) and
 //	                            X-Header-Count (headers it sees)
 package main
@@ -53,6 +55,8 @@ func init() {
 				return sdk.Discard()
 			case "reject":
 				return sdk.Reject(554, "5.7.1", "Scripted rejection")
+			case "tempfail":
+				return sdk.TempFail(451, "4.7.1", "Scripted deferral")
 			}
 			return sdk.Continue()
 		},
