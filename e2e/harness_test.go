@@ -26,8 +26,10 @@ import (
 
 // filter is a wasmilter server running in this test process.
 type filter struct {
-	srv  *server.Server
-	addr net.Addr
+	srv     *server.Server
+	addr    net.Addr
+	done    chan error
+	stopped bool
 }
 
 // postfixSpec is the filter's address in Postfix notation.
@@ -52,12 +54,18 @@ func (f *filter) sendmailSpec() string {
 // listen left out, a free loopback port is taken.
 func startFilter(t *testing.T, toml string) *filter {
 	t.Helper()
-	dir := t.TempDir()
+	return startFilterIn(t, toml, t.TempDir(), server.Options{})
+}
+
+// startFilterIn is startFilter with relative paths resolved in dir (so a
+// restarted server finds the same ledger) and options for the server.
+func startFilterIn(t *testing.T, toml, dir string, opts server.Options) *filter {
+	t.Helper()
 	cfg, err := config.Parse([]byte(toml), "e2e.toml", dir)
 	if err != nil {
 		t.Fatalf("config:\n%v", err)
 	}
-	opts := server.Options{Logger: testLogger(t)}
+	opts.Logger = testLogger(t)
 	if !strings.Contains(toml, "listen") {
 		opts.Listener = func() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
 	}
@@ -70,19 +78,27 @@ func startFilter(t *testing.T, toml string) *filter {
 		srv.Release()
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Logf("shutdown: %v", err)
-		}
-		if err := <-done; !errors.Is(err, milter.ErrServerClosed) {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
-	})
-	return &filter{srv: srv, addr: ln.Addr()}
+	f := &filter{srv: srv, addr: ln.Addr(), done: make(chan error, 1)}
+	go func() { f.done <- srv.Serve(ln) }()
+	t.Cleanup(func() { f.stop(t) })
+	return f
+}
+
+// stop shuts the server down; stopping twice is harmless.
+func (f *filter) stop(t *testing.T) {
+	t.Helper()
+	if f.stopped {
+		return
+	}
+	f.stopped = true
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := f.srv.Shutdown(ctx); err != nil {
+		t.Logf("shutdown: %v", err)
+	}
+	if err := <-f.done; !errors.Is(err, milter.ErrServerClosed) {
+		t.Errorf("Serve returned %v, want ErrServerClosed", err)
+	}
 }
 
 // pluginFile builds a Go test guest and writes it where a config can name it.

@@ -7,10 +7,11 @@
 //
 // What it guarantees:
 //
-//   - The MTA is asked only for what some plugin needs: connect and helo
-//     only if a plugin hooks them, the body only if a plugin reads it. The
-//     envelope and the header are always collected, since identity and stamp
-//     are derived from them.
+//   - The MTA is asked only for what is needed: the body only if a plugin
+//     reads it. The client's address and HELO name (once per connection),
+//     the envelope and the header are always collected: every event and
+//     ledger record carries them, and identity and stamp are derived from
+//     them.
 //   - Per-message state is reset at every MAIL FROM and on abort, so nothing
 //     leaks from one message to the next on a reused connection.
 //   - Verdicts: the first terminal verdict in config order wins (package

@@ -59,10 +59,12 @@ func (p *Pipeline) newSession(m Macros) *session {
 // Needs implements milter.Session.
 func (s *session) Needs() milter.Needs {
 	return milter.Needs{
-		Connect: s.hooks.Has(abi.HookConnect),
-		Helo:    s.hooks.Has(abi.HookHelo),
-		// The envelope and the header are needed whatever the plugins hook:
-		// identity and stamp are derived from them.
+		// The client's address and HELO name are in every event and every
+		// ledger attempt, whatever the plugins hook; they come once per
+		// connection. The envelope and the header are needed too: identity
+		// and stamp are derived from them.
+		Connect: true,
+		Helo:    true,
 		Mail:    true,
 		Rcpt:    true,
 		Headers: true,
