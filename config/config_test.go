@@ -95,6 +95,9 @@ on_error = "continue"
 		t.Fatalf("plugins = %+v", cfg.Plugins)
 	}
 	g := cfg.Plugins[0]
+	if _, leaked := g.Config["remove_forged"]; leaked || g.MaxInstances != 0 {
+		t.Fatalf("the default stamp block leaked into the user's first plugin: %+v", g)
+	}
 	if g.Timeout.Duration != DefaultPluginTimeout || g.Memory != DefaultPluginMemory || g.OnError != "tempfail" {
 		t.Fatalf("per-plugin defaults not applied: %+v", g)
 	}

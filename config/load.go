@@ -57,6 +57,12 @@ func Parse(data []byte, source, dir string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if definesPlugins(data) {
+		// A file's [[plugins]] replace the default list: the TOML library
+		// would decode them into the default elements and leak their
+		// fields (a stamp block's [plugins.config]) into the user's plugins.
+		cfg.Plugins = nil
+	}
 	if err := decodeInto(cfg, data, source); err != nil {
 		return nil, err
 	}
@@ -91,6 +97,17 @@ func decodeInto(cfg *Config, data []byte, source string) error {
 		return errs
 	}
 	return nil
+}
+
+// definesPlugins reports whether a TOML document sets the plugins list. A
+// document that does not parse says no; decodeInto reports its error.
+func definesPlugins(data []byte) bool {
+	var probe map[string]any
+	if _, err := toml.Decode(string(data), &probe); err != nil {
+		return false
+	}
+	_, ok := probe["plugins"]
+	return ok
 }
 
 // isFreeForm reports keys under a plugin's [plugins.config] table: those

@@ -7,11 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/wasmilter/wasmilter/admin"
 	"github.com/wasmilter/wasmilter/config"
 	"github.com/wasmilter/wasmilter/milter"
 	"github.com/wasmilter/wasmilter/pipeline"
@@ -41,6 +43,7 @@ type Server struct {
 	chain      *plugins.Chain
 	pipeline   *pipeline.Pipeline
 	milter     *milter.Server
+	admin      *http.Server // nil when [admin] listen is ""
 	listen     func() (net.Listener, error)
 }
 
@@ -81,6 +84,11 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Server, erro
 		listen: opts.Listener}
 	s.milter = &milter.Server{Backend: pl, ReadTimeout: cfg.Milter.ReadTimeout.Duration,
 		WriteTimeout: cfg.Milter.WriteTimeout.Duration, MaxPacket: int(cfg.Milter.MaxPacket), Logger: log}
+	if cfg.Admin.Listen != "" {
+		handler := admin.NewHandler(admin.Options{Ledger: ledger, Policy: retryPolicy(cfg), Token: cfg.Admin.Token,
+			Clock: opts.Clock, Logger: log})
+		s.admin = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	}
 	if s.listen == nil {
 		s.listen = s.listenConfigured
 	}
@@ -220,6 +228,25 @@ func (s *Server) Pipeline() *pipeline.Pipeline { return s.pipeline }
 // Listen opens the configured listener.
 func (s *Server) Listen() (net.Listener, error) { return s.listen() }
 
+// ListenAdmin opens the admin API's listener; nil when [admin] listen is "".
+func (s *Server) ListenAdmin() (net.Listener, error) {
+	if s.admin == nil {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", s.cfg.Admin.Listen)
+	if err != nil {
+		return nil, s.cfg.Errorf("admin.listen", "%v", err)
+	}
+	return ln, nil
+}
+
+// ServeAdmin serves the admin API on ln until Shutdown or Close; it then
+// returns http.ErrServerClosed.
+func (s *Server) ServeAdmin(ln net.Listener) error {
+	s.log.Info("admin API", "listen", ln.Addr().String(), "token", s.cfg.Admin.Token != "")
+	return s.admin.Serve(ln)
+}
+
 // Serve serves MTA connections on ln until Shutdown or Close; it then
 // returns milter.ErrServerClosed.
 func (s *Server) Serve(ln net.Listener) error {
@@ -232,6 +259,9 @@ func (s *Server) Serve(ln net.Listener) error {
 // until ctx is done, then releases the plugins.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.milter.Shutdown(ctx)
+	if s.admin != nil {
+		s.admin.Shutdown(ctx)
+	}
 	s.release()
 	return err
 }
@@ -239,6 +269,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close stops everything at once.
 func (s *Server) Close() error {
 	err := s.milter.Close()
+	if s.admin != nil {
+		s.admin.Close()
+	}
 	s.release()
 	return err
 }

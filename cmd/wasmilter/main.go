@@ -5,6 +5,9 @@
 //	wasmilter check   [-config FILE]   validate the config and every plugin
 //	wasmilter replay  [-config FILE] [flags] MSG.eml
 //	                                   run one message through the plugins
+//	wasmilter queue   list|show|release|hold|expire|purge
+//	                                   the records of deferred messages
+//	wasmilter cache   stats|flush      the header property cache
 //	wasmilter version                  print versions
 //
 // Without -config the built-in defaults are used: the repository's
@@ -17,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 )
 
 // exitError carries an exit status up to main without printing twice.
@@ -28,6 +32,8 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"serve":   runServe,
 	"check":   runCheck,
 	"replay":  runReplay,
+	"queue":   runQueue,
+	"cache":   runCache,
 	"version": runVersion,
 }
 
@@ -79,4 +85,13 @@ func newFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs.SetOutput(stderr)
 	cfg := fs.String("config", "", "config file (default: the built-in defaults)")
 	return fs, cfg
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

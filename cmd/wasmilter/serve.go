@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -42,9 +44,22 @@ func runServe(args []string, _, stderr io.Writer) error {
 		srv.Release()
 		return err
 	}
+	adminLn, err := srv.ListenAdmin()
+	if err != nil {
+		ln.Close()
+		srv.Release()
+		return err
+	}
 	log.Info("wasmilter starting", "config", cfg.Source)
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
+	if adminLn != nil {
+		go func() {
+			if err := srv.ServeAdmin(adminLn); !errors.Is(err, http.ErrServerClosed) {
+				served <- fmt.Errorf("admin API: %w", err)
+			}
+		}()
+	}
 	return waitForSignals(srv, cfg, log, served)
 }
 

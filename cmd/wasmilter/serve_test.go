@@ -72,11 +72,20 @@ type process struct {
 
 func startServe(t *testing.T, shutdownTimeout string) (string, *process) {
 	t.Helper()
+	sock, p, _ := startServeWith(t, shutdownTimeout, "")
+	return sock, p
+}
+
+// startServeWith runs `wasmilter serve` with more config appended, the
+// admin API on a free loopback port (returned), and the ledger in a temp dir.
+func startServeWith(t *testing.T, shutdownTimeout, extra string) (string, *process, string) {
+	t.Helper()
 	bin := wasmilterBinary(t)
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "milter.sock")
+	adminAddr := freeLoopbackAddr(t)
 	cfg := writeFile(t, dir, "w.toml", "[milter]\nlisten = \"unix:"+sock+"\"\nshutdown_timeout = \""+shutdownTimeout+
-		"\"\n[runtime]\ncompilation_cache = \"\"\n")
+		"\"\n[runtime]\ncompilation_cache = \"\"\n[admin]\nlisten = \""+adminAddr+"\"\n"+extra)
 	p := &process{logs: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "serve", "-config", cfg)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
@@ -92,7 +101,7 @@ func startServe(t *testing.T, shutdownTimeout string) (string, *process) {
 	for {
 		if c, err := net.Dial("unix", sock); err == nil {
 			c.Close()
-			return sock, p
+			return sock, p, adminAddr
 		}
 		select {
 		case <-p.done:
@@ -190,6 +199,18 @@ func TestServeShutdownTimeoutClosesStuckSessions(t *testing.T) {
 	if !strings.Contains(p.logs.String(), "shutdown timeout reached") {
 		t.Errorf("logs do not say the timeout cut sessions:\n%s", p.logs)
 	}
+}
+
+// freeLoopbackAddr finds a free port; another process could take it before
+// the server binds it, which fails the test loudly rather than silently.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 func waitFor(t *testing.T, limit time.Duration, cond func() bool, what string) {

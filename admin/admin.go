@@ -1,0 +1,130 @@
+package admin
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/wasmilter/wasmilter/retry"
+)
+
+// Options configure the API.
+type Options struct {
+	Ledger retry.Ledger // nil: the queue endpoints answer 404 "no ledger configured"
+	Policy retry.Policy // for the text of an administrator's expiry
+	Cache  Cache        // nil: the cache endpoints answer 404
+	Token  string       // "" : no token required
+	Clock  func() time.Time
+	Logger *slog.Logger
+}
+
+// Cache is what the API needs of the property cache: its counters, and
+// flushing. Stats is encoded as JSON as it is.
+type Cache interface {
+	StatsJSON() any
+	Flush() int
+	FlushKey(key string) (bool, error)
+}
+
+// NewHandler returns the API's HTTP handler.
+func NewHandler(o Options) http.Handler {
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	a := &api{o: o}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /v1/queue", a.withLedger(a.listQueue))
+	mux.HandleFunc("GET /v1/queue/{id}", a.withLedger(a.showRecord))
+	mux.HandleFunc("POST /v1/queue/{id}/release", a.withLedger(a.transition("release")))
+	mux.HandleFunc("POST /v1/queue/{id}/hold", a.withLedger(a.transition("hold")))
+	mux.HandleFunc("POST /v1/queue/{id}/expire", a.withLedger(a.transition("expire")))
+	mux.HandleFunc("POST /v1/queue/purge", a.withLedger(a.purge))
+	mux.HandleFunc("GET /v1/cache/stats", a.withCache(a.cacheStats))
+	mux.HandleFunc("POST /v1/cache/flush", a.withCache(a.cacheFlush))
+	return a.authorize(mux)
+}
+
+type api struct{ o Options }
+
+// authorize requires the bearer token when one is configured.
+func (a *api) authorize(next http.Handler) http.Handler {
+	if a.o.Token == "" {
+		return next
+	}
+	want := []byte("Bearer " + a.o.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			writeError(w, http.StatusUnauthorized, errors.New("missing or wrong bearer token"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (a *api) withLedger(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if a.o.Ledger == nil {
+			writeError(w, http.StatusNotFound, errors.New("no retry ledger is configured ([retry] store)"))
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (a *api) withCache(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if a.o.Cache == nil {
+			writeError(w, http.StatusNotFound, errors.New("no property cache is configured"))
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (a *api) cacheStats(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, a.o.Cache.StatsJSON())
+}
+
+func (a *api) cacheFlush(w http.ResponseWriter, r *http.Request) {
+	key := r.URL.Query().Get("key")
+	if key == "" {
+		n := a.o.Cache.Flush()
+		a.o.Logger.Info("admin: property cache flushed", "entries", n)
+		writeJSON(w, http.StatusOK, map[string]int{"flushed": n})
+		return
+	}
+	found, err := a.o.Cache.FlushKey(key)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"flushed": found})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// Error is the body of every error response.
+type Error struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, Error{Error: strings.TrimSpace(err.Error())})
+}
