@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/wasmilter/wasmilter/config"
 	"github.com/wasmilter/wasmilter/server"
 )
 
@@ -38,6 +39,10 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "config %s: ok\n", cfg.Source)
 	fmt.Fprintf(stdout, "listen %s\n", cfg.Milter.Listen)
 	fmt.Fprintf(stdout, "stamp header %s, %s\n", cfg.Stamp.Header, signedText(len(cfg.Stamp.Keys)))
+	fmt.Fprintf(stdout, "retry ledger %s, max_age %s, on_store_error %s\n", ledgerText(cfg.Retry.Store),
+		cfg.Retry.MaxAge, cfg.Retry.OnStoreError)
+	fmt.Fprintf(stdout, "property cache %d entries, %s, ttl %s\n", cfg.Cache.MaxEntries, cfg.Cache.MaxBytes, cfg.Cache.TTL)
+	fmt.Fprintf(stdout, "admin API %s\n", adminText(cfg.Admin))
 	fmt.Fprintf(stdout, "MTA stages asked for: %s\n", srv.Chain().Hooks())
 	for i, p := range srv.Chain().Plugins() {
 		spec := p.Spec()
@@ -55,6 +60,23 @@ func signedText(keys int) string {
 		return "unsigned (no keys)"
 	}
 	return fmt.Sprintf("HMAC-signed (%d key(s))", keys)
+}
+
+func ledgerText(store string) string {
+	if store == "" {
+		return "off (deferrals are not remembered)"
+	}
+	return store
+}
+
+func adminText(a config.Admin) string {
+	switch {
+	case a.Listen == "":
+		return "off"
+	case a.Token == "":
+		return a.Listen + " (no token)"
+	}
+	return a.Listen + " (token required)"
 }
 
 func instancesText(n int) string {

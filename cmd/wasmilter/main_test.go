@@ -44,7 +44,9 @@ func TestCheckDefaults(t *testing.T) {
 		t.Fatalf("check on the built-in defaults: exit %d\n%s%s", code, out, errOut)
 	}
 	for _, want := range []string{"config built-in defaults: ok", `plugin 1 "stamp" (builtin:stamp)`,
-		"hooks     message", "timeout 100ms, memory 64MiB", "on_error  tempfail"} {
+		"hooks     message", "timeout 100ms, memory 64MiB", "on_error  tempfail",
+		"retry ledger bolt:var/ledger.db, max_age 5d, on_store_error tempfail",
+		"property cache 65536 entries, 64MiB, ttl 1h0m0s", "admin API 127.0.0.1:8898 (no token)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
 		}
