@@ -31,6 +31,7 @@ func (s *session) identify() (milter.Reply, bool) {
 	if found.Valid {
 		s.msg.identity, s.msg.firstSeen = found.Stamp.ID, found.Stamp.FirstSeen
 	}
+	s.parseProperties()
 	if reply, done := s.consultLedger(now); done {
 		return reply, true
 	}

@@ -6,6 +6,7 @@ import (
 
 	gomilter "github.com/emersion/go-milter"
 
+	"github.com/wasmilter/wasmilter/cache"
 	"github.com/wasmilter/wasmilter/milter"
 	"github.com/wasmilter/wasmilter/plugins"
 	"github.com/wasmilter/wasmilter/retry"
@@ -24,9 +25,12 @@ type Options struct {
 	// AcceptOnStoreError lets a message through unrecorded when the ledger
 	// fails; false (the default) defers it instead.
 	AcceptOnStoreError bool
-	Clock              func() time.Time // nil: time.Now
-	Logger             *slog.Logger     // nil: slog.Default()
-	MaxHeaders         int              // headers kept per message; 0: 10,000
+	// Cache keeps each message's parsed header properties under its
+	// identity; nil parses every header afresh.
+	Cache      *cache.Cache
+	Clock      func() time.Time // nil: time.Now
+	Logger     *slog.Logger     // nil: slog.Default()
+	MaxHeaders int              // headers kept per message; 0: 10,000
 }
 
 // Pipeline implements milter.Backend.
@@ -36,6 +40,7 @@ type Pipeline struct {
 	ledger        retry.Ledger
 	policy        retry.Policy
 	acceptOnError bool
+	cache         *cache.Cache
 	clock         func() time.Time
 	log           *slog.Logger
 	maxHeaders    int
@@ -44,7 +49,7 @@ type Pipeline struct {
 // New returns a pipeline running opts.Chain.
 func New(opts Options) *Pipeline {
 	p := &Pipeline{chain: opts.Chain, stamps: opts.Stamps, ledger: opts.Ledger, policy: opts.Policy,
-		acceptOnError: opts.AcceptOnStoreError, clock: opts.Clock, log: opts.Logger, maxHeaders: opts.MaxHeaders}
+		acceptOnError: opts.AcceptOnStoreError, cache: opts.Cache, clock: opts.Clock, log: opts.Logger, maxHeaders: opts.MaxHeaders}
 	if p.clock == nil {
 		p.clock = time.Now
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wasmilter/wasmilter/admin"
+	"github.com/wasmilter/wasmilter/cache"
 	"github.com/wasmilter/wasmilter/config"
 	"github.com/wasmilter/wasmilter/milter"
 	"github.com/wasmilter/wasmilter/pipeline"
@@ -37,6 +38,7 @@ type Options struct {
 type Server struct {
 	cfg        *config.Config
 	log        *slog.Logger
+	cache      *cache.Cache
 	ledger     retry.Ledger
 	ownsLedger bool
 	host       *plugins.Host
@@ -62,11 +64,16 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Server, erro
 	if err != nil {
 		return nil, cfg.Errorf("stamp", "%v", err)
 	}
+	props, err := cache.New(cache.Config{MaxEntries: cfg.Cache.MaxEntries, MaxBytes: int64(cfg.Cache.MaxBytes),
+		TTL: cfg.Cache.TTL.Duration, KVShare: cfg.Cache.KVShare, Clock: opts.Clock})
+	if err != nil {
+		return nil, cfg.Errorf("cache", "%v", err)
+	}
 	ledger, owns, err := openLedger(cfg, opts)
 	if err != nil {
 		return nil, err
 	}
-	host, err := newHost(ctx, cfg, log, opts.Clock)
+	host, err := newHost(ctx, cfg, log, opts.Clock, props)
 	if err != nil {
 		closeIf(owns, ledger)
 		return nil, err
@@ -79,14 +86,14 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Server, erro
 	}
 	chain := plugins.NewChain(loaded...)
 	pl := pipeline.New(pipeline.Options{Chain: chain, Stamps: codec, Ledger: ledger, Policy: retryPolicy(cfg),
-		AcceptOnStoreError: cfg.Retry.OnStoreError == "accept", Clock: opts.Clock, Logger: log})
-	s := &Server{cfg: cfg, log: log, ledger: ledger, ownsLedger: owns, host: host, chain: chain, pipeline: pl,
-		listen: opts.Listener}
+		AcceptOnStoreError: cfg.Retry.OnStoreError == "accept", Cache: props, Clock: opts.Clock, Logger: log})
+	s := &Server{cfg: cfg, log: log, cache: props, ledger: ledger, ownsLedger: owns, host: host, chain: chain,
+		pipeline: pl, listen: opts.Listener}
 	s.milter = &milter.Server{Backend: pl, ReadTimeout: cfg.Milter.ReadTimeout.Duration,
 		WriteTimeout: cfg.Milter.WriteTimeout.Duration, MaxPacket: int(cfg.Milter.MaxPacket), Logger: log}
 	if cfg.Admin.Listen != "" {
-		handler := admin.NewHandler(admin.Options{Ledger: ledger, Policy: retryPolicy(cfg), Token: cfg.Admin.Token,
-			Clock: opts.Clock, Logger: log})
+		handler := admin.NewHandler(admin.Options{Ledger: ledger, Policy: retryPolicy(cfg), Cache: adminCache{props},
+			Token: cfg.Admin.Token, Clock: opts.Clock, Logger: log})
 		s.admin = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	}
 	if s.listen == nil {
@@ -123,14 +130,14 @@ func closeIf(owns bool, l retry.Ledger) {
 	}
 }
 
-func newHost(ctx context.Context, cfg *config.Config, log *slog.Logger, clock func() time.Time) (*plugins.Host, error) {
+func newHost(ctx context.Context, cfg *config.Config, log *slog.Logger, clock func() time.Time, kv plugins.KVStore) (*plugins.Host, error) {
 	cacheDir := cfg.Resolve(cfg.Runtime.CompilationCache)
 	if cacheDir != "" {
 		if err := os.MkdirAll(cacheDir, 0o750); err != nil {
 			return nil, cfg.Errorf("runtime.compilation_cache", "%v", err)
 		}
 	}
-	host, err := plugins.NewHost(ctx, plugins.HostConfig{CompilationCacheDir: cacheDir, Logger: log, Clock: clock})
+	host, err := plugins.NewHost(ctx, plugins.HostConfig{CompilationCacheDir: cacheDir, Logger: log, Clock: clock, KV: kv})
 	if err != nil {
 		return nil, cfg.Errorf("runtime", "starting the Wasm runtime: %v", err)
 	}
@@ -217,6 +224,24 @@ func (s *Server) listenConfigured() (net.Listener, error) {
 		return nil, s.cfg.Errorf("milter.listen", "%v", err)
 	}
 	return ln, nil
+}
+
+// Cache returns the property cache.
+func (s *Server) Cache() *cache.Cache { return s.cache }
+
+// adminCache is the property cache as the admin API sees it.
+type adminCache struct{ c *cache.Cache }
+
+func (a adminCache) StatsJSON() any { return a.c.Stats() }
+
+func (a adminCache) Flush() int { return a.c.Flush() }
+
+func (a adminCache) FlushKey(key string) (bool, error) {
+	k, err := cache.ParseKey(key)
+	if err != nil {
+		return false, err
+	}
+	return a.c.Delete(k), nil
 }
 
 // Chain returns the loaded plugin chain.

@@ -259,18 +259,35 @@ func runCache(args []string, stdout, stderr io.Writer) error {
 	return flag.ErrHelp
 }
 
-// printStats prints a flat JSON object as aligned "key  value" lines.
+// printStats prints a JSON object as aligned "key  value" lines, nested
+// objects flattened to dotted keys ("properties.entries").
 func printStats(w io.Writer, body []byte) error {
 	var m map[string]any
 	if err := json.Unmarshal(body, &m); err != nil {
 		return printIndented(w, body)
 	}
+	flat := map[string]any{}
+	flatten("", m, flat)
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	for _, k := range sortedKeys(m) {
-		v, _ := json.Marshal(m[k])
+	for _, k := range sortedKeys(flat) {
+		v, _ := json.Marshal(flat[k])
 		fmt.Fprintf(tw, "%s\t%s\n", k, v)
 	}
 	return tw.Flush()
+}
+
+func flatten(prefix string, m map[string]any, out map[string]any) {
+	for k, v := range m {
+		key := strings.ToLower(k)
+		if prefix != "" {
+			key = prefix + "." + key
+		}
+		if sub, ok := v.(map[string]any); ok {
+			flatten(key, sub, out)
+			continue
+		}
+		out[key] = v
+	}
 }
 
 func printIndented(w io.Writer, body []byte) error {

@@ -63,4 +63,22 @@ func TestQueueCommandsAgainstARunningServer(t *testing.T) {
 	if code, _, errOut := wasmctl(t, "queue", "list", "-admin", "127.0.0.1:1"); code != 1 || !strings.Contains(errOut, "is wasmilter serve running?") {
 		t.Fatalf("queue list with no server: exit %d\n%s", code, errOut)
 	}
+
+	// The deferred message's header properties are in the cache.
+	code, out, errOut = wasmctl(t, "cache", "stats", "-admin", adminAddr)
+	if code != 0 || !regexp.MustCompile(`(?m)^properties\.entries\s+1$`).MatchString(out) {
+		t.Fatalf("cache stats: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = wasmctl(t, "cache", "flush", "-admin", adminAddr, "-key", id[1])
+	if code != 0 || !strings.Contains(out, `"flushed": true`) {
+		t.Fatalf("cache flush -key: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = wasmctl(t, "cache", "stats", "-admin", adminAddr)
+	if code != 0 || !regexp.MustCompile(`(?m)^properties\.entries\s+0$`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^properties\.removed\.deleted\s+1$`).MatchString(out) {
+		t.Fatalf("cache stats after the flush: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := wasmctl(t, "cache", "flush", "-admin", adminAddr, "-key", "nonsense"); code != 1 || errOut == "" {
+		t.Fatalf("cache flush of a malformed key: exit %d\n%s", code, errOut)
+	}
 }
