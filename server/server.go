@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/wasmilter/wasmilter/admin"
@@ -36,17 +37,22 @@ type Options struct {
 
 // Server is a built wasmilter, ready to serve.
 type Server struct {
-	cfg        *config.Config
-	log        *slog.Logger
-	cache      *cache.Cache
-	ledger     retry.Ledger
-	ownsLedger bool
-	host       *plugins.Host
-	chain      *plugins.Chain
-	pipeline   *pipeline.Pipeline
-	milter     *milter.Server
-	admin      *http.Server // nil when [admin] listen is ""
-	listen     func() (net.Listener, error)
+	cfg         *config.Config
+	log         *slog.Logger
+	cache       *cache.Cache
+	ledger      retry.Ledger
+	ownsLedger  bool
+	host        *plugins.Host
+	chain       *plugins.Chain
+	pipeline    *pipeline.Pipeline
+	milter      *milter.Server
+	admin       *http.Server // nil when [admin] listen is ""
+	listen      func() (net.Listener, error)
+	clock       func() time.Time
+	janitorOnce sync.Once // starts the janitor, or (in release) marks it never to start
+	janitorCtx  context.Context
+	stopJanitor context.CancelFunc
+	janitorDone chan struct{}
 }
 
 // Build constructs every part from cfg and checks it. On error nothing is
@@ -99,6 +105,12 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Server, erro
 	if s.listen == nil {
 		s.listen = s.listenConfigured
 	}
+	s.clock = opts.Clock
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	s.janitorCtx, s.stopJanitor = context.WithCancel(context.Background())
+	s.janitorDone = make(chan struct{})
 	return s, nil
 }
 
@@ -274,7 +286,11 @@ func (s *Server) ServeAdmin(ln net.Listener) error {
 
 // Serve serves MTA connections on ln until Shutdown or Close; it then
 // returns milter.ErrServerClosed.
+//
+// While it serves, a janitor purges finished ledger records older than
+// keep_passed (and expired ones past their keeping time) every hour.
 func (s *Server) Serve(ln net.Listener) error {
+	s.startJanitor()
 	s.log.Info("serving", "listen", ln.Addr().String(), "plugins", len(s.chain.Plugins()),
 		"hooks", s.chain.Hooks().String())
 	return s.milter.Serve(ln)
@@ -305,7 +321,25 @@ func (s *Server) Close() error {
 // (as `wasmilter check` does).
 func (s *Server) Release() { s.release() }
 
+func (s *Server) startJanitor() {
+	s.janitorOnce.Do(func() {
+		go func() {
+			defer close(s.janitorDone)
+			s.runJanitor(s.janitorCtx)
+		}()
+	})
+}
+
+// stopJanitorAndWait stops the janitor if it runs and keeps it from
+// starting later.
+func (s *Server) stopJanitorAndWait() {
+	s.stopJanitor()
+	s.janitorOnce.Do(func() { close(s.janitorDone) })
+	<-s.janitorDone
+}
+
 func (s *Server) release() {
+	s.stopJanitorAndWait()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := errors.Join(s.chain.Close(ctx), s.host.Close(ctx)); err != nil {
