@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -153,36 +151,7 @@ store = "bolt:ledger.db"
 name = "grey"
 path = %q
 `, s.sock, adminAddr, s.plugin))
-	p := &process{logs: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(s.bin, "serve", "-config", cfg)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-	})
-	// The socket file the killed server left behind refuses connections
-	// until the new server has replaced it, so a successful dial means
-	// this server is listening.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if c, err := net.Dial("unix", s.sock); err == nil {
-			c.Close()
-			return p, adminAddr
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("serve exited early: %v\n%s", p.err, p.logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not listen within 30s\n%s", p.logs)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return startServeProcess(t, s.bin, cfg, s.sock), adminAddr
 }
 
 // stormMessage is one message of the storm and the identity the server

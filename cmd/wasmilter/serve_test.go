@@ -86,33 +86,7 @@ func startServeWith(t *testing.T, shutdownTimeout, extra string) (string, *proce
 	adminAddr := freeLoopbackAddr(t)
 	cfg := writeFile(t, dir, "w.toml", "[milter]\nlisten = \"unix:"+sock+"\"\nshutdown_timeout = \""+shutdownTimeout+
 		"\"\n[runtime]\ncompilation_cache = \"\"\n[admin]\nlisten = \""+adminAddr+"\"\n"+extra)
-	p := &process{logs: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "serve", "-config", cfg)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			return sock, p, adminAddr
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("serve exited early: %v\n%s", p.err, p.logs)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not listen within 30s\n%s", p.logs)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return sock, startServeProcess(t, bin, cfg, sock), adminAddr
 }
 
 func mtaSession(t *testing.T, sock string) *gomilter.ClientSession {
@@ -198,6 +172,41 @@ func TestServeShutdownTimeoutClosesStuckSessions(t *testing.T) {
 	}
 	if !strings.Contains(p.logs.String(), "shutdown timeout reached") {
 		t.Errorf("logs do not say the timeout cut sessions:\n%s", p.logs)
+	}
+}
+
+// startServeProcess starts `wasmilter serve -config cfg`, kills it at the end of the
+// test, and returns once it accepts connections on sock. The socket file a
+// killed server left behind refuses connections until a new server has
+// replaced it, so a successful dial means this server is listening.
+func startServeProcess(t *testing.T, bin, cfg, sock string) *process {
+	t.Helper()
+	p := &process{logs: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, "serve", "-config", cfg)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return p
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("serve exited early: %v\n%s", p.err, p.logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not listen within 30s\n%s", p.logs)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
