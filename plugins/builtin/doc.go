@@ -1,5 +1,6 @@
 // Package builtin holds the plugins shipped inside the wasmilter binary, as
-// compiled Wasm embedded at build time: today the stamping policy ("stamp").
+// compiled Wasm embedded at build time: the stamping policy ("stamp") and
+// the delay-notification policy the retry sweeper asks ("delaynotify").
 // Each subdirectory is the Go source of one builtin; the .wasm files next to
 // this file are generated from them and committed, so `go install` needs no
 // Wasm toolchain step.

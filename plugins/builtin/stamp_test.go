@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wasmilter/wasmilter/internal/wasmtest"
 	"github.com/wasmilter/wasmilter/plugins"
@@ -22,7 +23,7 @@ import (
 
 const stampHeader = "X-Wasmilter-Stamp"
 
-// host is shared by every test of the package so the stamp module is
+// host is shared by every test of the package so each builtin module is
 // compiled once (the host's compilation cache) rather than per test.
 var host struct {
 	once sync.Once
@@ -42,7 +43,9 @@ func sharedHost(tb testing.TB) *plugins.Host {
 	tb.Helper()
 	host.once.Do(func() {
 		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-		host.h, host.err = plugins.NewHost(context.Background(), plugins.HostConfig{Logger: logger})
+		// A fixed clock: the delaynotify tests compute every age from it.
+		clock := func() time.Time { return testNow }
+		host.h, host.err = plugins.NewHost(context.Background(), plugins.HostConfig{Logger: logger, Clock: clock})
 	})
 	if host.err != nil {
 		tb.Fatalf("NewHost: %v", host.err)
