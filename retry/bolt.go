@@ -248,6 +248,40 @@ func (b *Bolt) Expire(ctx context.Context, id stamp.Identity, at time.Time, r Re
 	return b.change(ctx, opExpire, id, expireTransition(id, at, r), false)
 }
 
+// ClaimNotice implements Ledger. The claim is committed (and fsynced)
+// before it returns, so a node that sends after a won claim holds a lease
+// every other node sees, even if it crashes mid-send.
+func (b *Bolt) ClaimNotice(ctx context.Context, id stamp.Identity, step int, node string, lease time.Duration, now time.Time) (Record, bool, error) {
+	if err := validateClaim(id, step, node, lease, now); err != nil {
+		return Record{}, false, fmt.Errorf("%s: %w", opClaim, err)
+	}
+	var won bool
+	rec, err := b.change(ctx, opClaim, id, claimTransition(id, step, node, lease, now, &won), false)
+	if err != nil {
+		return Record{}, false, err
+	}
+	return rec, won, nil
+}
+
+// CompleteNotice implements Ledger.
+func (b *Bolt) CompleteNotice(ctx context.Context, id stamp.Identity, step int, node string, now time.Time, o NoticeOutcome) (Record, error) {
+	if err := validateNoticeCall(id, step, node, now); err != nil {
+		return Record{}, fmt.Errorf("%s: %w", opComplete, err)
+	}
+	if err := validateOutcome(o); err != nil {
+		return Record{}, fmt.Errorf("%s: %w", opComplete, err)
+	}
+	return b.change(ctx, opComplete, id, completeTransition(id, step, node, now, o), false)
+}
+
+// ReleaseNotice implements Ledger.
+func (b *Bolt) ReleaseNotice(ctx context.Context, id stamp.Identity, step int, node string, now, retryAt time.Time, cause string) (Record, error) {
+	if err := validateNoticeCall(id, step, node, now); err != nil {
+		return Record{}, fmt.Errorf("%s: %w", opReleaseNotice, err)
+	}
+	return b.change(ctx, opReleaseNotice, id, releaseNoticeTransition(id, step, node, now, retryAt, cause), false)
+}
+
 // change runs one transition in one write transaction: read, decide,
 // write record and index. batched transactions may share a commit with
 // concurrent ones; bbolt may then call the function more than once, so it

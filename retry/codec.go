@@ -32,6 +32,7 @@ type storedRecord struct {
 	Headers       [][2]string     `json:"headers,omitempty"`
 	Truncated     bool            `json:"truncated,omitempty"`
 	Notices       []storedNotice  `json:"notices,omitempty"`
+	Outbox        []storedEntry   `json:"outbox,omitempty"`
 	ExpiredAt     int64           `json:"expired_at,omitempty"`
 	ExpiredReason *storedReason   `json:"expired,omitempty"`
 	UpdatedAt     int64           `json:"updated"`
@@ -55,6 +56,19 @@ type storedNotice struct {
 	Step int    `json:"step"`
 	At   int64  `json:"at"`
 	Kind string `json:"kind"`
+}
+
+// storedEntry is an outbox entry. The field came after version 1 was
+// defined; it is additive and omitted when empty, so records without an
+// outbox are byte-identical to before and need no new version.
+type storedEntry struct {
+	Step   int          `json:"step"`
+	Status NoticeStatus `json:"status"`
+	Node   string       `json:"node,omitempty"`
+	Until  int64        `json:"until,omitempty"`
+	Claims int          `json:"claims,omitempty"`
+	Error  string       `json:"err,omitempty"`
+	At     int64        `json:"at"`
 }
 
 // ledgerTime is a time as the ledger keeps it: UTC, to the microsecond, no
@@ -100,6 +114,10 @@ func encodeRecord(rec Record) ([]byte, error) {
 	for _, n := range rec.Notices {
 		s.Notices = append(s.Notices, storedNotice{Step: n.Step, At: toMicros(n.At), Kind: n.Kind})
 	}
+	for _, e := range rec.Outbox {
+		s.Outbox = append(s.Outbox, storedEntry{Step: e.Step, Status: e.Status, Node: e.Node,
+			Until: toMicros(e.Until), Claims: e.Claims, Error: e.Error, At: toMicros(e.At)})
+	}
 	if rec.ExpiredReason != (Reason{}) {
 		r := storedReason(rec.ExpiredReason)
 		s.ExpiredReason = &r
@@ -143,6 +161,13 @@ func decodeRecord(b []byte) (Record, error) {
 	}
 	for _, n := range s.Notices {
 		rec.Notices = append(rec.Notices, Notice{Step: n.Step, At: fromMicros(n.At), Kind: n.Kind})
+	}
+	for _, e := range s.Outbox {
+		if !e.Status.Valid() {
+			return Record{}, fmt.Errorf("decode record %s: outbox step %d: unknown status %q", s.ID, e.Step, e.Status)
+		}
+		rec.Outbox = append(rec.Outbox, OutboxEntry{Step: e.Step, Status: e.Status, Node: e.Node,
+			Until: fromMicros(e.Until), Claims: e.Claims, Error: e.Error, At: fromMicros(e.At)})
 	}
 	if s.ExpiredReason != nil {
 		rec.ExpiredReason = Reason(*s.ExpiredReason)

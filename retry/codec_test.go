@@ -20,6 +20,10 @@ func fullRecord() Record {
 		Truncated: true, ExpiredAt: at.Add(2 * time.Hour), UpdatedAt: at.Add(3 * time.Hour),
 		ExpiredReason: Reason{Code: 550, Enhanced: "5.4.7", Text: "expired"},
 		Notices:       []Notice{{Step: 1, At: at.Add(time.Minute), Kind: "delayed"}},
+		Outbox: []OutboxEntry{
+			{Step: 1, Status: NoticeSent, Node: "mx1", Claims: 2, At: at.Add(time.Minute)},
+			{Step: 2, Status: NoticePending, Node: "mx2", Until: at.Add(time.Hour), Claims: 1, Error: "451 4.3.0 try later", At: at},
+		},
 	}
 	for i := range MaxHistory {
 		rec.History = append(rec.History, Attempt{At: at.Add(time.Duration(i) * time.Minute), QueueID: fmt.Sprintf("Q%d", i),
@@ -58,6 +62,8 @@ func TestCodecRefusesWhatItCannotRead(t *testing.T) {
 		"no version":     strings.Replace(string(good), `"v":1,`, ``, 1),
 		"bad identity":   `{"v":1,"id":"short","state":"deferred"}`,
 		"unknown state":  strings.Replace(string(good), `"deferred"`, `"limbo"`, 1),
+		"unknown notice status": strings.Replace(string(good), `"state"`,
+			`"outbox":[{"step":1,"status":"maybe","at":1}],"state"`, 1),
 	} {
 		if _, err := decodeRecord([]byte(b)); err == nil {
 			t.Errorf("%s: decoded without error", name)
@@ -87,4 +93,18 @@ func BenchmarkCodec(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestNoticeMessageIDIsStablePerStep(t *testing.T) {
+	id := stamp.Derive(stamp.Facts{Sender: "a@example.org"})
+	one := NoticeMessageID(id, 1, "mx.example.org")
+	if one != NoticeMessageID(id, 1, "mx.example.org") {
+		t.Error("the Message-ID of one step changes between calls")
+	}
+	if one == NoticeMessageID(id, 2, "mx.example.org") || one == NoticeMessageID(stamp.Derive(stamp.Facts{}), 1, "mx.example.org") {
+		t.Error("two steps or two messages share a Message-ID")
+	}
+	if !strings.HasPrefix(one, "<") || !strings.HasSuffix(one, "@mx.example.org>") || strings.ContainsAny(one, " \r\n") {
+		t.Errorf("not a msg-id: %q", one)
+	}
 }

@@ -56,12 +56,71 @@
 // its sender never waits in silence. Passed and expired records are removed
 // by Purge after the policy's keep times (Policy.Purges).
 //
+// # Delay notices: the outbox
+//
+// A sender whose message waits is told so (RFC 3464 "delayed"), once per
+// step of the delay policy. Each record keeps an outbox, one entry per
+// step ever claimed (Record.Outbox); Record.Notices lists the notices the
+// relay accepted. A node sends the notice of step K only between a won
+// ClaimNotice and its CompleteNotice or ReleaseNotice:
+//
+//	call            entry before                        entry after
+//	--------------  ----------------------------------  --------------------------
+//	ClaimNotice     none, or pending and due,           leased by the caller until
+//	                or leased with the lease run out    now+lease (won)
+//	ClaimNotice     leased and live (any node, caller   unchanged (not won, no
+//	                included), pending not due, final   error)
+//	CompleteNotice  not final; sent from any node,      sent (added to Notices) or
+//	                failed only from the holder         failed: final
+//	ReleaseNotice   leased by the caller                pending until retryAt
+//
+// Each call is one atomic operation on the record, like the transitions
+// above, so of any number of nodes claiming a step at once exactly one
+// wins, and the record's state and index are untouched. Claims are refused
+// (ErrTransition) on passed and expired records: the message was delivered,
+// or its sender's MTA bounces it on the 5xx it now gets. The Sweeper walks
+// the deferred and held records and hands each to the caller, which asks
+// the delay policy and sends what it is told to through this outbox.
+//
+// # The guarantee: at least once, and at most once but for one crash window
+//
+// Per record and step, the outbox gives:
+//
+//   - At most one live lease at any time, on every node sharing the store:
+//     without a crash or an overrun lease, the notice is sent once.
+//   - Once CompleteNotice has recorded it sent (or permanently failed), no
+//     node ever claims the step again: no second copy after that.
+//   - No loss: a step claimed by a node that then crashes, hangs, or loses
+//     the store is claimable again when its lease runs out; a temporary
+//     SMTP failure releases it for a retry. Only a 5xx ends it unsent.
+//
+// Across a crash between the relay's 250 and the commit of CompleteNotice,
+// the notice is sent again when the lease runs out: delivery is at least
+// once, not exactly once. The same happens if a send outlives its lease, so
+// a node bounds each send by its lease's end (OutboxEntry.Until) less a
+// margin for clock skew between nodes; and a node never reclaims its own
+// live lease, so overlapping sweeps of one node cannot send a step twice.
+//
+// At most once would be the other choice: treat a lease that ran out as
+// "maybe sent" and never retry it. That loses the notice on every crash or
+// kill during a send (the whole SMTP conversation, not just the instant
+// after the 250), which is exactly the silence this project exists to end,
+// and it cannot tell a crash before the send from one after it. A second
+// "your message is still delayed" is harmless and rare (it needs a crash in
+// a window of milliseconds); a missing one leaves a sender guessing for
+// days. The duplicate also carries the first copy's Message-ID
+// (NoticeMessageID), so a store or client that drops duplicate Message-IDs
+// drops it.
+//
 // # Time
 //
 // Policy owns every time rule (maximum age, keep times, the expiry text), so
 // the pipeline, the sweeper and every backend agree. The ledger keeps times
 // in UTC to the microsecond; UpdatedAt comes from the ledger's own clock,
-// which tests replace.
+// which tests replace. Outbox times (leases, retry times, when a notice
+// was sent) come from the caller's now, the clock the sweeper and the
+// policy decide by; nodes sharing a store must keep their clocks in step
+// (NTP), well within a lease.
 //
 // # Backends
 //

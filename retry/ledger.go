@@ -81,7 +81,11 @@ type Record struct {
 	Headers    []Header // the original header, at most MaxHeaderBytes, for a later delay notice
 	Truncated  bool     // Headers lost fields to the MaxHeaderBytes bound
 
-	Notices []Notice // delay notices sent, oldest first
+	Notices []Notice // delay notices sent (the relay accepted them), oldest first
+
+	// Outbox is the state of every policy step's notice ever claimed, in
+	// step order: leased, pending a retry, sent or failed (see ClaimNotice).
+	Outbox []OutboxEntry
 
 	// ExpiredAt and ExpiredReason are set when the record expires: the time
 	// and the permanent answer every later attempt is given.
@@ -115,6 +119,11 @@ var (
 	ErrInvalid = errors.New("retry: invalid input")
 	// ErrClosed: the ledger was closed.
 	ErrClosed = errors.New("retry: ledger closed")
+	// ErrLeaseLost: CompleteNotice or ReleaseNotice from a node that does
+	// not hold the step: it never claimed it, its lease ran out and another
+	// node took the step over, or the step was completed already with
+	// another outcome. The caller's answer does not count; the holder's does.
+	ErrLeaseLost = errors.New("retry: notice lease lost: this node does not hold the step")
 )
 
 // Deferral is a deferred attempt to record.
@@ -169,6 +178,29 @@ type Ledger interface {
 	List(ctx context.Context, f Filter) ([]Record, error)
 	// Purge deletes the records p selects and says how many.
 	Purge(ctx context.Context, p PurgeFilter) (int, error)
+
+	// ClaimNotice takes a lease on the notice of the delay policy's step
+	// for node, lasting lease from now, before the node sends it. won is
+	// true when the lease was taken; false, with the current record and no
+	// error, when the step is sent, permanently failed, released but not
+	// yet due, or leased by any node (the caller too) until after now. A
+	// lease that ran out may be taken over: that is how a notice claimed
+	// by a node that crashed is still sent. Refused with ErrTransition on a
+	// passed or expired record, or when the outbox is full (MaxOutbox).
+	ClaimNotice(ctx context.Context, id stamp.Identity, step int, node string, lease time.Duration, now time.Time) (rec Record, won bool, err error)
+	// CompleteNotice records what became of a claimed step's notice, sent
+	// or permanently failed, and ends the lease. Sent is recorded from any
+	// node while the step is not final (the notice went out, whoever's
+	// lease it was) and adds the step to Record.Notices; failed only from
+	// the node holding the step. Repeating the recorded outcome from the
+	// same node succeeds and changes nothing. Otherwise ErrLeaseLost.
+	CompleteNotice(ctx context.Context, id stamp.Identity, step int, node string, now time.Time, o NoticeOutcome) (Record, error)
+	// ReleaseNotice gives a step node holds back after a temporary
+	// failure: any node may claim it again from retryAt on (a zero or past
+	// retryAt: at once). cause is kept for the admin view. ErrLeaseLost if
+	// node does not hold the step.
+	ReleaseNotice(ctx context.Context, id stamp.Identity, step int, node string, now, retryAt time.Time, cause string) (Record, error)
+
 	// Close releases the store. Later calls return ErrClosed.
 	Close() error
 }

@@ -50,6 +50,20 @@ func Run(t *testing.T, backend Backend) {
 		{"ReopenSeesEverything", testReopen},
 		{"ClosedLedger", testClosed},
 		{"CanceledContext", testCanceled},
+		{"NoticeClaimRace", testNoticeClaimRace},
+		{"NoticeLeaseTakeover", testNoticeTakeover},
+		{"NoticeCompleteIsFinal", testNoticeFinal},
+		{"NoticeCrashBeforeComplete", testNoticeCrash},
+		{"NoticeLateSentCounts", testNoticeLateSent},
+		{"NoticeReleaseRetriesLater", testNoticeRelease},
+		{"NoticeRefusals", testNoticeRefusals},
+		{"NoticeOutboxIsBounded", testNoticeBound},
+		{"SweepVisitsSweptStates", testSweepVisits},
+		{"SweepRecordMovesBetweenStates", testSweepMove},
+		{"SweepCopesWithChanges", testSweepChanges},
+		{"SweepFailuresAndCancel", testSweepFailures},
+		{"SweepRun", testSweepRun},
+		{"TwoSweepersNotifyOnce", testTwoSweepers},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,6 +133,13 @@ var expiredReason = retry.Reason{Code: 550, Enhanced: "5.4.7", Text: "Message ex
 func (h *harness) inState(s retry.State) stamp.Identity {
 	h.Helper()
 	id := h.newID()
+	h.bring(id, s)
+	return id
+}
+
+// bring makes a record for the new identity id and brings it to state s.
+func (h *harness) bring(id stamp.Identity, s retry.State) {
+	h.Helper()
 	h.mustDefer(h.deferral(id, h.clock.Now(), 0))
 	var err error
 	switch s {
@@ -140,7 +161,6 @@ func (h *harness) inState(s retry.State) stamp.Identity {
 	if got := h.mustGet(id).State; got != s {
 		h.Fatalf("bringing a record to %s: it is %s", s, got)
 	}
-	return id
 }
 
 // listAll pages through List with a small page, as an admin view would.
@@ -220,6 +240,13 @@ func normalize(r retry.Record) retry.Record {
 	}
 	if len(r.Notices) == 0 {
 		r.Notices = nil
+	}
+	r.Outbox = slices.Clone(r.Outbox)
+	for i := range r.Outbox {
+		r.Outbox[i].Until, r.Outbox[i].At = utc(r.Outbox[i].Until), utc(r.Outbox[i].At)
+	}
+	if len(r.Outbox) == 0 {
+		r.Outbox = nil
 	}
 	return r
 }
