@@ -9,7 +9,6 @@ import (
 
 	"github.com/wasmilter/wasmilter/internal/wasmtest"
 	"github.com/wasmilter/wasmilter/plugins"
-	"github.com/wasmilter/wasmilter/plugins/builtin"
 	"github.com/wasmilter/wasmilter/sdk/abi"
 )
 
@@ -23,17 +22,7 @@ var testNow = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 
 func loadDelayNotify(tb testing.TB, config ...abi.ConfigEntry) (*plugins.Chain, error) {
 	tb.Helper()
-	wasm, ok := builtin.Lookup("delaynotify")
-	if !ok {
-		tb.Fatal("no delaynotify builtin")
-	}
-	ctx := context.Background()
-	p, err := sharedHost(tb).Load(ctx, plugins.Spec{Name: "delaynotify", Source: "builtin:delaynotify", Wasm: wasm, Config: config})
-	if err != nil {
-		return nil, err
-	}
-	tb.Cleanup(func() { p.Close(ctx) })
-	return plugins.NewChain(p), nil
+	return loadBuiltin(tb, "delaynotify", config...)
 }
 
 func entry(key string, values ...string) abi.ConfigEntry {

@@ -53,20 +53,27 @@ func sharedHost(tb testing.TB) *plugins.Host {
 	return host.h
 }
 
-// loadStamp loads the embedded stamp plugin with the given config.
-func loadStamp(tb testing.TB, config ...abi.ConfigEntry) (*plugins.Chain, error) {
+// loadBuiltin loads an embedded builtin through the shared host with the
+// given config, as the server does for path = "builtin:NAME".
+func loadBuiltin(tb testing.TB, name string, config ...abi.ConfigEntry) (*plugins.Chain, error) {
 	tb.Helper()
-	wasm, ok := builtin.Lookup("stamp")
+	wasm, ok := builtin.Lookup(name)
 	if !ok {
-		tb.Fatal("no stamp builtin")
+		tb.Fatalf("no %s builtin", name)
 	}
 	ctx := context.Background()
-	p, err := sharedHost(tb).Load(ctx, plugins.Spec{Name: "stamp", Source: "builtin:stamp", Wasm: wasm, Config: config})
+	p, err := sharedHost(tb).Load(ctx, plugins.Spec{Name: name, Source: "builtin:" + name, Wasm: wasm, Config: config})
 	if err != nil {
 		return nil, err
 	}
 	tb.Cleanup(func() { p.Close(ctx) })
 	return plugins.NewChain(p), nil
+}
+
+// loadStamp loads the embedded stamp plugin with the given config.
+func loadStamp(tb testing.TB, config ...abi.ConfigEntry) (*plugins.Chain, error) {
+	tb.Helper()
+	return loadBuiltin(tb, "stamp", config...)
 }
 
 func newStamp(state abi.StampState, invalid ...int) *abi.Stamp {
