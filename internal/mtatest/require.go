@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wasmilter/wasmilter/internal/modroot"
 )
 
 // EnvE2E names the variable that turns a missing prerequisite from a skip
@@ -120,28 +122,9 @@ func SendmailRoot() string {
 	if dir := os.Getenv(EnvSendmailRoot); dir != "" {
 		return dir
 	}
-	root, err := moduleRoot()
+	root, err := modroot.Find()
 	if err != nil {
 		return filepath.Join(".cache", "sendmail")
 	}
 	return filepath.Join(root, ".cache", "sendmail")
-}
-
-// moduleRoot walks up from the working directory (a test runs in its
-// package directory) to the directory holding go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }

@@ -2,7 +2,6 @@ package wasmtest
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/wasmilter/wasmilter/internal/modroot"
 )
 
 // BuildGo builds the Go guest package pkg, a path relative to the module root
@@ -59,7 +60,7 @@ func build(pkg string) ([]byte, error) {
 	if !strings.HasPrefix(pkg, "./") {
 		return nil, fmt.Errorf("package %q: give a path relative to the module root, starting with ./", pkg)
 	}
-	root, err := moduleRoot()
+	root, err := modroot.Find()
 	if err != nil {
 		return nil, err
 	}
@@ -82,23 +83,4 @@ func build(pkg string) ([]byte, error) {
 		return nil, fmt.Errorf("building %s: %w", pkg, err)
 	}
 	return wasm, nil
-}
-
-// moduleRoot finds the directory holding go.mod, walking up from the working
-// directory (go test runs tests in their package's directory).
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("finding the module root: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("finding the module root: no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
