@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/wasmilter/wasmilter/milter"
@@ -58,7 +59,7 @@ func (s *session) consultLedger(now time.Time) (milter.Reply, bool) {
 	}
 	s.msg.known = true
 	s.msg.firstSeen = rec.FirstSeen.UTC().Truncate(time.Second)
-	s.msg.record, s.msg.hasRecord = toABIRecord(rec), true
+	s.msg.record, s.msg.hasRecord = RecordView(rec), true
 	decision := s.p.policy.OnArrival(rec, now)
 	s.msg.arrival = decision.Action
 	if decision.Action != retry.Expire {
@@ -91,6 +92,7 @@ func (s *session) recordDeferral(reply milter.Reply) bool {
 		Attempt:    s.attempt(retry.Reason{Code: reply.Code, Enhanced: reply.Enhanced, Text: reply.Text}),
 		Sender:     s.ev.From,
 		Recipients: s.recipients(),
+		AuthUser:   s.authUser(),
 		Headers:    s.ledgerHeaders(),
 	})
 	if err != nil {
@@ -131,10 +133,29 @@ func (s *session) storeErrorPolicy() string {
 	return "tempfail"
 }
 
-// toABIRecord is the record as plugins see it.
-func toABIRecord(r retry.Record) abi.Record {
+// authUser is the login name the client authenticated with, if it did,
+// bounded as the ledger keeps it; a longer one is not a login name the
+// MTA checked and is left out rather than failing the deferral.
+func (s *session) authUser() string {
+	name, _ := s.macros.Macro(authMacro)
+	if len(name) > retry.MaxAuthUserBytes || strings.ContainsAny(name, "\r\n\x00") {
+		return ""
+	}
+	return name
+}
+
+// authMacro holds the SASL login name; Postfix and Sendmail set it only
+// for a client that authenticated.
+const authMacro = "{auth_authen}"
+
+// RecordView is a ledger record as plugins see it (the record host
+// function); the retry sweeper's delay hook sees the same view.
+func RecordView(r retry.Record) abi.Record {
 	out := abi.Record{ID: r.ID.String(), FirstSeen: r.FirstSeen.Unix(), LastSeen: r.LastSeen.Unix(),
-		Attempts: r.Attempts, State: string(r.State), Notices: len(r.Notices)}
+		Attempts: r.Attempts, State: string(r.State), Notices: r.DelayStepsDone()}
+	if last := r.LastNotice(); !last.IsZero() {
+		out.LastNotice = last.Unix()
+	}
 	if n := len(r.History); n > 0 {
 		last := r.History[n-1].Reason
 		out.LastReason = abi.Reply{Code: last.Code, Enhanced: last.Enhanced, Text: last.Text}

@@ -31,11 +31,12 @@ func (s *session) parseProperties() {
 	} else {
 		props = cache.Parse(fields, opts)
 	}
-	s.msg.props, s.msg.hasProps = toABIProperties(props), true
+	s.msg.props, s.msg.hasProps = PropertiesView(props), true
 }
 
-// toABIProperties is the properties as plugins see them.
-func toABIProperties(p *cache.Properties) abi.Properties {
+// PropertiesView is header properties as plugins see them (the properties
+// host function), in a message and at the delay hook alike.
+func PropertiesView(p *cache.Properties) abi.Properties {
 	out := abi.Properties{
 		MessageID: p.MessageID, From: p.From, FromName: p.FromName, Sender: p.Sender,
 		ToCount: p.ToCount, CcCount: p.CcCount, Subject: p.Subject, ContentType: p.ContentType,

@@ -29,6 +29,7 @@ type storedRecord struct {
 	History       []storedAttempt `json:"history,omitempty"`
 	Sender        string          `json:"sender"`
 	Recipients    []string        `json:"rcpts,omitempty"`
+	AuthUser      string          `json:"auth,omitempty"` // additive, like outbox
 	Headers       [][2]string     `json:"headers,omitempty"`
 	Truncated     bool            `json:"truncated,omitempty"`
 	Notices       []storedNotice  `json:"notices,omitempty"`
@@ -101,7 +102,7 @@ func encodeRecord(rec Record) ([]byte, error) {
 		Version: recordVersion, ID: rec.ID.String(),
 		FirstSeen: toMicros(rec.FirstSeen), LastSeen: toMicros(rec.LastSeen),
 		State: rec.State, Attempts: rec.Attempts,
-		Sender: rec.Sender, Recipients: rec.Recipients, Truncated: rec.Truncated,
+		Sender: rec.Sender, Recipients: rec.Recipients, AuthUser: rec.AuthUser, Truncated: rec.Truncated,
 		ExpiredAt: toMicros(rec.ExpiredAt), UpdatedAt: toMicros(rec.UpdatedAt),
 	}
 	for _, a := range rec.History {
@@ -149,7 +150,7 @@ func decodeRecord(b []byte) (Record, error) {
 	rec := Record{
 		ID: id, FirstSeen: fromMicros(s.FirstSeen), LastSeen: fromMicros(s.LastSeen),
 		State: s.State, Attempts: s.Attempts,
-		Sender: s.Sender, Recipients: s.Recipients, Truncated: s.Truncated,
+		Sender: s.Sender, Recipients: s.Recipients, AuthUser: s.AuthUser, Truncated: s.Truncated,
 		ExpiredAt: fromMicros(s.ExpiredAt), UpdatedAt: fromMicros(s.UpdatedAt),
 	}
 	for _, a := range s.History {

@@ -70,17 +70,23 @@
 //	                or leased with the lease run out    now+lease (won)
 //	ClaimNotice     leased and live (any node, caller   unchanged (not won, no
 //	                included), pending not due, final   error)
-//	CompleteNotice  not final; sent from any node,      sent (added to Notices) or
-//	                failed only from the holder         failed: final
+//	CompleteNotice  not final; sent from any node,      sent (added to Notices),
+//	                failed or suppressed only from      failed or suppressed:
+//	                the holder                          final
 //	ReleaseNotice   leased by the caller                pending until retryAt
 //
 // Each call is one atomic operation on the record, like the transitions
 // above, so of any number of nodes claiming a step at once exactly one
 // wins, and the record's state and index are untouched. Claims are refused
 // (ErrTransition) on passed and expired records: the message was delivered,
-// or its sender's MTA bounces it on the 5xx it now gets. The Sweeper walks
-// the deferred and held records and hands each to the caller, which asks
-// the delay policy and sends what it is told to through this outbox.
+// or its sender's MTA bounces it on the 5xx it now gets. The one exception
+// is ClearedNoticeStep, the "no longer delayed" notice, which may be
+// claimed only on a passed record. The delay policy's steps count from 1;
+// FinalNoticeStep is the "failed" notice sent when the policy gives a
+// message up (claimed before the record is expired). The Sweeper walks the
+// deferred and held records (and passed ones, when asked) and hands each to
+// the caller, which asks the delay policy and sends what it is told to
+// through this outbox (package notify).
 //
 // # The guarantee: at least once, and at most once but for one crash window
 //

@@ -78,8 +78,13 @@ type Record struct {
 
 	Sender     string
 	Recipients []string
-	Headers    []Header // the original header, at most MaxHeaderBytes, for a later delay notice
-	Truncated  bool     // Headers lost fields to the MaxHeaderBytes bound
+	// AuthUser is the SASL login name the sender authenticated with (the
+	// MTA's {auth_authen} macro) at the latest attempt that had one; "" when
+	// no attempt was authenticated. A delay policy may tell authenticated
+	// senders, who certainly asked us to carry their mail.
+	AuthUser  string
+	Headers   []Header // the original header, at most MaxHeaderBytes, for a later delay notice
+	Truncated bool     // Headers lost fields to the MaxHeaderBytes bound
 
 	Notices []Notice // delay notices sent (the relay accepted them), oldest first
 
@@ -105,6 +110,8 @@ const (
 	// written ("Name: value\r\n"). Fields past it are dropped, in order, and
 	// the record is flagged Truncated.
 	MaxHeaderBytes = 16 << 10
+	// MaxAuthUserBytes bounds Record.AuthUser, a login name.
+	MaxAuthUserBytes = 255
 	// DefaultListLimit is the page size of List when Filter.Limit is zero.
 	DefaultListLimit = 1000
 )
@@ -137,6 +144,7 @@ type Deferral struct {
 	FirstSeen  time.Time
 	Sender     string
 	Recipients []string
+	AuthUser   string // the MTA's {auth_authen}: "" unless the client authenticated
 	Headers    []Header
 }
 
@@ -186,13 +194,14 @@ type Ledger interface {
 	// yet due, or leased by any node (the caller too) until after now. A
 	// lease that ran out may be taken over: that is how a notice claimed
 	// by a node that crashed is still sent. Refused with ErrTransition on a
-	// passed or expired record, or when the outbox is full (MaxOutbox).
+	// passed or expired record (except ClearedNoticeStep, which only a
+	// passed record takes), or when the outbox is full (MaxOutbox).
 	ClaimNotice(ctx context.Context, id stamp.Identity, step int, node string, lease time.Duration, now time.Time) (rec Record, won bool, err error)
-	// CompleteNotice records what became of a claimed step's notice, sent
-	// or permanently failed, and ends the lease. Sent is recorded from any
-	// node while the step is not final (the notice went out, whoever's
-	// lease it was) and adds the step to Record.Notices; failed only from
-	// the node holding the step. Repeating the recorded outcome from the
+	// CompleteNotice records what became of a claimed step's notice, sent,
+	// permanently failed or suppressed, and ends the lease. Sent is
+	// recorded from any node while the step is not final (the notice went
+	// out, whoever's lease it was) and adds the step to Record.Notices;
+	// failed and suppressed only from the node holding the step. Repeating the recorded outcome from the
 	// same node succeeds and changes nothing. Otherwise ErrLeaseLost.
 	CompleteNotice(ctx context.Context, id stamp.Identity, step int, node string, now time.Time, o NoticeOutcome) (Record, error)
 	// ReleaseNotice gives a step node holds back after a temporary

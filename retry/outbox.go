@@ -34,19 +34,26 @@ const (
 	// NoticeFailed: the relay refused the notice permanently (5xx). Final:
 	// sending the same notice again would be refused again.
 	NoticeFailed NoticeStatus = "failed"
+	// NoticeSuppressed: the node that claimed the step decided not to send
+	// it (the sender is over the notice rate limit). Final: the step
+	// counts as done, so a flood of messages from one sender cannot turn
+	// into a flood of notices later either.
+	NoticeSuppressed NoticeStatus = "suppressed"
 )
 
 // Valid reports whether s is one of the defined statuses.
 func (s NoticeStatus) Valid() bool {
 	switch s {
-	case NoticeLeased, NoticePending, NoticeSent, NoticeFailed:
+	case NoticeLeased, NoticePending, NoticeSent, NoticeFailed, NoticeSuppressed:
 		return true
 	}
 	return false
 }
 
 // Final reports whether no claim can ever succeed on a step in status s.
-func (s NoticeStatus) Final() bool { return s == NoticeSent || s == NoticeFailed }
+func (s NoticeStatus) Final() bool {
+	return s == NoticeSent || s == NoticeFailed || s == NoticeSuppressed
+}
 
 // OutboxEntry is the state of one policy step's notice for one record: what
 // the admin view shows and what ClaimNotice decides on.
@@ -70,13 +77,15 @@ type OutboxEntry struct {
 
 // NoticeOutcome is what became of a claimed notice, for CompleteNotice.
 type NoticeOutcome struct {
-	// Status is NoticeSent (the relay accepted it) or NoticeFailed (the
-	// relay refused it permanently).
+	// Status is NoticeSent (the relay accepted it), NoticeFailed (the
+	// relay refused it permanently) or NoticeSuppressed (the holder chose
+	// not to send it).
 	Status NoticeStatus
 	// Kind is the notice's kind as recorded in Record.Notices; "" means
 	// "delayed".
 	Kind string
-	// Error is the relay's answer when Status is NoticeFailed.
+	// Error is the relay's answer when Status is NoticeFailed, or why the
+	// notice was not sent when NoticeSuppressed.
 	Error string
 }
 
@@ -95,6 +104,54 @@ const (
 // DefaultNoticeKind is the Kind recorded when NoticeOutcome.Kind is empty.
 const DefaultNoticeKind = "delayed"
 
+// Steps. The delay policy's steps count from 1 (the first "still delayed"
+// notice is step 1) and stay below FinalNoticeStep. Two steps are reserved,
+// so that each notice about a record has its own place in the outbox and
+// is sent at most once like every other step:
+const (
+	// FinalNoticeStep is the "failed" notice sent when the delay policy
+	// gives a message up. It is claimed while the record is still
+	// deferred or held, before it is expired.
+	FinalNoticeStep = 1 << 16
+	// ClearedNoticeStep is the "no longer delayed" notice sent after a
+	// message its sender was told about finally passed. It is the only
+	// step claimable on a passed record, and only on one.
+	ClearedNoticeStep = FinalNoticeStep + 1
+)
+
+// DelayStepsDone is how many of the delay policy's steps are behind the
+// record: the highest policy step (below FinalNoticeStep) whose notice was
+// sent, refused for good or suppressed. The next policy step is one more.
+// A step that failed or was suppressed counts as done: "at most one notice
+// per step" holds even when a step's notice could not go out, and the
+// policy moves on to its next step in due time.
+func (r Record) DelayStepsDone() int {
+	done := 0
+	for _, e := range r.Outbox {
+		if e.Status.Final() && e.Step < FinalNoticeStep {
+			done = max(done, e.Step)
+		}
+	}
+	for _, n := range r.Notices {
+		if n.Step < FinalNoticeStep {
+			done = max(done, n.Step)
+		}
+	}
+	return done
+}
+
+// LastNotice is when the latest notice about the record was sent; zero
+// when none was.
+func (r Record) LastNotice() time.Time {
+	var last time.Time
+	for _, n := range r.Notices {
+		if n.At.After(last) {
+			last = n.At
+		}
+	}
+	return last
+}
+
 // Outbox operations; the names appear in errors.
 const (
 	opClaim         op = "claim notice"
@@ -107,6 +164,16 @@ const (
 // delivered and an expired one is answered 5xx, which makes the sender's
 // MTA bounce it; a "still delayed" notice about either would be false.
 var claimable = map[State]bool{Deferred: true, Released: true, Held: true}
+
+// claimableIn reports whether step may be claimed on a record in state s:
+// the "no longer delayed" notice only once the message passed, every other
+// notice only while it still waits.
+func claimableIn(step int, s State) bool {
+	if step == ClearedNoticeStep {
+		return s == Passed
+	}
+	return claimable[s]
+}
 
 // OutboxEntry returns the outbox entry of step, if there is one.
 func (r Record) OutboxEntry(step int) (OutboxEntry, bool) {
@@ -141,7 +208,7 @@ func claimTransition(id stamp.Identity, step int, node string, lease time.Durati
 		if cur == nil {
 			return Record{}, false, fmt.Errorf("%s %s step %d: %w", opClaim, id, step, ErrNotFound)
 		}
-		if !claimable[cur.State] {
+		if !claimableIn(step, cur.State) {
 			return Record{}, false, fmt.Errorf("%w: cannot %s step %d of message %s: it is %s", ErrTransition, opClaim, step, id, cur.State)
 		}
 		i := slices.IndexFunc(cur.Outbox, func(e OutboxEntry) bool { return e.Step == step })
@@ -195,8 +262,8 @@ func completeTransition(id stamp.Identity, step int, node string, at time.Time, 
 			return *cur, false, nil
 		case e.Status.Final():
 			return Record{}, false, fmt.Errorf("%w: %s step %d of message %s as %s: %s recorded it %s already", ErrLeaseLost, opComplete, step, id, o.Status, e.Node, e.Status)
-		case o.Status == NoticeFailed && (e.Status != NoticeLeased || e.Node != node):
-			return Record{}, false, fmt.Errorf("%w: %s step %d of message %s as failed: it is %s by %s", ErrLeaseLost, opComplete, step, id, e.Status, e.Node)
+		case o.Status != NoticeSent && (e.Status != NoticeLeased || e.Node != node):
+			return Record{}, false, fmt.Errorf("%w: %s step %d of message %s as %s: it is %s by %s", ErrLeaseLost, opComplete, step, id, o.Status, e.Status, e.Node)
 		}
 		e.Status, e.Node, e.Until, e.At = o.Status, node, time.Time{}, at
 		e.Error = ""
@@ -270,8 +337,8 @@ func validateNoticeCall(id stamp.Identity, step int, node string, now time.Time)
 	if err := validateID(id); err != nil {
 		return err
 	}
-	if step < 1 {
-		return fmt.Errorf("%w: notice step %d: steps count from 1", ErrInvalid, step)
+	if step < 1 || step > ClearedNoticeStep {
+		return fmt.Errorf("%w: notice step %d: steps count from 1 and stop at %d", ErrInvalid, step, ClearedNoticeStep)
 	}
 	if node == "" || len(node) > MaxNodeBytes || strings.ContainsFunc(node, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return fmt.Errorf("%w: node name %q: 1 to %d bytes, no spaces or control characters", ErrInvalid, node, MaxNodeBytes)
@@ -293,8 +360,8 @@ func validateClaim(id stamp.Identity, step int, node string, lease time.Duration
 }
 
 func validateOutcome(o NoticeOutcome) error {
-	if o.Status != NoticeSent && o.Status != NoticeFailed {
-		return fmt.Errorf("%w: notice outcome %q: want %q or %q", ErrInvalid, o.Status, NoticeSent, NoticeFailed)
+	if o.Status != NoticeSent && o.Status != NoticeFailed && o.Status != NoticeSuppressed {
+		return fmt.Errorf("%w: notice outcome %q: want %q, %q or %q", ErrInvalid, o.Status, NoticeSent, NoticeFailed, NoticeSuppressed)
 	}
 	if strings.ContainsAny(o.Kind, "\r\n\x00") || len(o.Kind) > 64 {
 		return fmt.Errorf("%w: notice kind %q", ErrInvalid, o.Kind)

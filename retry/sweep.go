@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/wasmilter/wasmilter/stamp"
@@ -53,6 +54,9 @@ type Visit func(ctx context.Context, now time.Time, rec Record) error
 // ledger operations (ClaimNotice), not by the sweep.
 type Sweeper struct {
 	Ledger Ledger
+	// States are the states walked; nil means SweptStates. A notifier that
+	// also sends "no longer delayed" notices adds Passed.
+	States []State
 	// Clock is read for each visit; nil means time.Now.
 	Clock func() time.Time
 	// Batch is how many identities are read per page; 0 means
@@ -120,8 +124,9 @@ func (s *Sweeper) Sweep(ctx context.Context, visit Visit) (SweepStats, error) {
 	if batch <= 0 {
 		batch = DefaultSweepBatch
 	}
-	walks := make([]*stateWalk, len(SweptStates))
-	for i, state := range SweptStates {
+	states := s.states()
+	walks := make([]*stateWalk, len(states))
+	for i, state := range states {
 		walks[i] = &stateWalk{state: state}
 	}
 	var failures []error
@@ -168,8 +173,8 @@ func (s *Sweeper) Sweep(ctx context.Context, visit Visit) (SweepStats, error) {
 			continue
 		case err != nil:
 			return s.finish(st, failures, fmt.Errorf("sweep: %w", err))
-		case !swept(rec.State):
-			st.Skipped++ // passed, released or expired since its page was read
+		case !slices.Contains(states, rec.State):
+			st.Skipped++ // moved to a state not swept since its page was read
 			continue
 		}
 		st.Visited++
@@ -200,13 +205,11 @@ func (s *Sweeper) finish(st SweepStats, failures []error, stopped error) (SweepS
 	return st, errors.Join(errs...)
 }
 
-func swept(s State) bool {
-	for _, w := range SweptStates {
-		if s == w {
-			return true
-		}
+func (s *Sweeper) states() []State {
+	if s.States == nil {
+		return SweptStates
 	}
-	return false
+	return s.States
 }
 
 // Run sweeps at once, then every interval until ctx ends, and returns

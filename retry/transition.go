@@ -90,6 +90,9 @@ func deferTransition(d Deferral) transition {
 		next := *cur
 		next.State = to
 		addAttempt(&next, a)
+		if d.AuthUser != "" {
+			next.AuthUser = d.AuthUser
+		}
 		next.UpdatedAt = now
 		return next, true, nil
 	}
@@ -111,6 +114,7 @@ func newRecord(d Deferral, a Attempt, now time.Time) Record {
 		History:    []Attempt{a},
 		Sender:     d.Sender,
 		Recipients: slices.Clone(d.Recipients),
+		AuthUser:   d.AuthUser,
 		Headers:    headers,
 		Truncated:  truncated,
 		UpdatedAt:  now,
@@ -247,6 +251,9 @@ func validateAttempt(a Attempt, class int, optional bool) error {
 func validateDeferral(d Deferral) error {
 	if err := validateID(d.ID); err != nil {
 		return err
+	}
+	if len(d.AuthUser) > MaxAuthUserBytes || strings.ContainsAny(d.AuthUser, "\r\n\x00") {
+		return fmt.Errorf("%w: login name: at most %d bytes, no CR, LF or NUL", ErrInvalid, MaxAuthUserBytes)
 	}
 	return validateAttempt(d.Attempt, 4, false)
 }

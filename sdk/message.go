@@ -58,10 +58,17 @@ func newMessage(raw []byte) (*Message, error) {
 // Hook returns the hook being called.
 func (m *Message) Hook() abi.Hook { return m.ev.Hook }
 
-// Now returns the host's clock. Always use it instead of time.Now: the host
-// may replay traffic with a shifted clock, and the sandbox's own clock is
-// not the server's.
-func (m *Message) Now() time.Time { return time.Unix(0, host.now()) }
+// Now returns the host's clock as of this call: the event's time, which
+// the host sets when it calls the hook (for the delay hook, the sweeper's
+// clock at this record's visit). Always use it instead of time.Now: the
+// host may replay traffic on a simulated clock (`wasmilter replay -at`),
+// and the sandbox's own clock is not the server's.
+func (m *Message) Now() time.Time {
+	if m.ev.Now != 0 {
+		return time.Unix(0, m.ev.Now)
+	}
+	return time.Unix(0, host.now())
+}
 
 // Client returns the SMTP client's connection details.
 func (m *Message) Client() Client {

@@ -72,10 +72,15 @@ func TestMessageHostFunctions(t *testing.T) {
 	f.macros["j"] = "mx.local"
 	f.macros["{long}"] = long
 	useHost(t, f)
-	m := messageFor(t, sampleEvent())
+	ev := sampleEvent()
+	m := messageFor(t, ev)
 
-	if got := m.Now(); !got.Equal(time.Unix(0, f.clock)) {
-		t.Errorf("Now = %v", got)
+	if got := m.Now(); !got.Equal(time.Unix(0, ev.Now)) {
+		t.Errorf("Now = %v, want the event's time", got)
+	}
+	ev.Now = 0
+	if got := messageFor(t, ev).Now(); !got.Equal(time.Unix(0, f.clock)) {
+		t.Errorf("Now of an event without a time = %v, want the host clock", got)
 	}
 	if v, ok := m.Macro("j"); !ok || v != "mx.local" {
 		t.Errorf("Macro(j) = %q, %v", v, ok)

@@ -454,3 +454,90 @@ func testNoticeBound(h *harness) {
 		h.Error("a full outbox refused a takeover of a step it holds")
 	}
 }
+
+// testNoticeReservedSteps: the "no longer delayed" step is claimable on a
+// passed record only, the final step only while the message waits; a
+// suppressed step is final and counts as done like a sent one.
+func testNoticeReservedSteps(h *harness) {
+	for _, s := range retry.States {
+		id := h.inState(s)
+		_, won, err := h.l.ClaimNotice(h.ctx, id, retry.ClearedNoticeStep, nodeA, lease, h.clock.Now())
+		if s == retry.Passed {
+			if err != nil || !won {
+				h.Errorf("cleared step on a passed record: won %v, err %v", won, err)
+			}
+			continue
+		}
+		if !errors.Is(err, retry.ErrTransition) || won {
+			h.Errorf("cleared step on a %s record: won %v, err %v; want ErrTransition", s, won, err)
+		}
+	}
+	passed := h.inState(retry.Passed)
+	if _, _, err := h.l.ClaimNotice(h.ctx, passed, retry.FinalNoticeStep, nodeA, lease, h.clock.Now()); !errors.Is(err, retry.ErrTransition) {
+		h.Errorf("final step on a passed record: %v, want ErrTransition", err)
+	}
+	if _, _, err := h.l.ClaimNotice(h.ctx, passed, retry.ClearedNoticeStep+1, nodeA, lease, h.clock.Now()); !errors.Is(err, retry.ErrInvalid) {
+		h.Errorf("a step past the reserved ones: %v, want ErrInvalid", err)
+	}
+
+	id := h.inState(retry.Deferred)
+	h.claim(id, 1, nodeA)
+	suppressed := retry.NoticeOutcome{Status: retry.NoticeSuppressed, Error: "rate limit"}
+	if _, err := h.l.CompleteNotice(h.ctx, id, 1, nodeB, h.clock.Now(), suppressed); !errors.Is(err, retry.ErrLeaseLost) {
+		h.Errorf("suppressed by a node that does not hold the step: %v, want ErrLeaseLost", err)
+	}
+	rec, err := h.l.CompleteNotice(h.ctx, id, 1, nodeA, h.clock.Now(), suppressed)
+	if err != nil {
+		h.Fatalf("suppress: %v", err)
+	}
+	if e, _ := rec.OutboxEntry(1); e.Status != retry.NoticeSuppressed || e.Error != "rate limit" || len(rec.Notices) != 0 {
+		h.Errorf("suppressed step: %+v, notices %v", e, rec.Notices)
+	}
+	h.mustRefuse("a suppressed step", id, 1, nodeB)
+	h.claim(id, 2, nodeA)
+	h.clock.Advance(time.Second)
+	rec, err = h.l.CompleteNotice(h.ctx, id, 2, nodeA, h.clock.Now(), sent)
+	if err != nil {
+		h.Fatal(err)
+	}
+	if got := rec.DelayStepsDone(); got != 2 {
+		h.Errorf("DelayStepsDone after a suppressed and a sent step: %d, want 2", got)
+	}
+	if !rec.LastNotice().Equal(h.mustGet(id).Notices[0].At) || rec.LastNotice().IsZero() {
+		h.Errorf("LastNotice %v, notices %+v", rec.LastNotice(), rec.Notices)
+	}
+	h.claim(id, retry.FinalNoticeStep, nodeA)
+	if _, err := h.l.CompleteNotice(h.ctx, id, retry.FinalNoticeStep, nodeA, h.clock.Now(), retry.NoticeOutcome{Status: retry.NoticeSent, Kind: "failed"}); err != nil {
+		h.Fatal(err)
+	}
+	if got := h.mustGet(id).DelayStepsDone(); got != 2 {
+		h.Errorf("the final step counted as a policy step: DelayStepsDone %d, want 2", got)
+	}
+	h.checkIndex()
+}
+
+// testAuthUser: the login name of an authenticated attempt is kept, and a
+// later attempt without one does not erase it.
+func testAuthUser(h *harness) {
+	id := h.newID()
+	d := h.deferral(id, h.clock.Now(), 0)
+	d.AuthUser = "alice"
+	if rec := h.mustDefer(d); rec.AuthUser != "alice" {
+		h.Fatalf("created record has AuthUser %q, want alice", rec.AuthUser)
+	}
+	h.mustDefer(h.deferral(id, h.clock.Now().Add(time.Minute), 1))
+	if got := h.mustGet(id).AuthUser; got != "alice" {
+		h.Errorf("an unauthenticated retry changed AuthUser to %q", got)
+	}
+	d = h.deferral(id, h.clock.Now().Add(2*time.Minute), 2)
+	d.AuthUser = "alice2"
+	h.mustDefer(d)
+	if got := h.mustGet(id).AuthUser; got != "alice2" {
+		h.Errorf("AuthUser %q after an attempt by alice2", got)
+	}
+	bad := h.deferral(h.newID(), h.clock.Now(), 0)
+	bad.AuthUser = "eve\r\nX-Injected: 1"
+	if _, err := h.l.Defer(h.ctx, bad); !errors.Is(err, retry.ErrInvalid) {
+		h.Errorf("a login name with CRLF: %v, want ErrInvalid", err)
+	}
+}

@@ -58,6 +58,8 @@ func Run(t *testing.T, backend Backend) {
 		{"NoticeReleaseRetriesLater", testNoticeRelease},
 		{"NoticeRefusals", testNoticeRefusals},
 		{"NoticeOutboxIsBounded", testNoticeBound},
+		{"NoticeReservedSteps", testNoticeReservedSteps},
+		{"AuthUser", testAuthUser},
 		{"SweepVisitsSweptStates", testSweepVisits},
 		{"SweepRecordMovesBetweenStates", testSweepMove},
 		{"SweepCopesWithChanges", testSweepChanges},

@@ -230,7 +230,7 @@ func BenchmarkDecodeEvent(b *testing.B) {
 
 func TestRecordAndPropertiesRoundTrip(t *testing.T) {
 	rec := Record{ID: "abc", FirstSeen: 1_800_000_000, LastSeen: 1_800_000_300, Attempts: 2, State: "deferred",
-		LastReason: Reply{Code: 451, Enhanced: "4.7.1", Text: "greylisted"}, Notices: 1}
+		LastReason: Reply{Code: 451, Enhanced: "4.7.1", Text: "greylisted"}, Notices: 1, LastNotice: 1_800_000_200}
 	gotRec, err := DecodeRecord(AppendRecord(nil, &rec))
 	if err != nil || gotRec != rec {
 		t.Fatalf("record: %+v, %v", gotRec, err)

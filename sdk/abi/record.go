@@ -9,7 +9,11 @@ type Record struct {
 	Attempts   int    // attempts before this one
 	State      string // "deferred", "released", "passed", "expired", "held"
 	LastReason Reply  // the answer the last deferral got
-	Notices    int    // delay notices sent so far
+	// Notices is how many of the delay policy's steps are done: notices
+	// sent, or refused for good, or suppressed by the host's rate limit.
+	// The next step of a policy is Notices+1 (its index Notices).
+	Notices    int
+	LastNotice int64 // when the latest notice was sent; 0 when none was
 }
 
 const (
@@ -22,6 +26,7 @@ const (
 	tagRecordEnhanced = 7
 	tagRecordText     = 8
 	tagRecordNotices  = 9
+	tagRecordLastNote = 10
 )
 
 // AppendRecord appends the encoding of r to b.
@@ -38,6 +43,9 @@ func AppendRecord(b []byte, r *Record) []byte {
 	b = appendStringField(b, tagRecordText, r.LastReason.Text)
 	if r.Notices != 0 {
 		b = appendUintField(b, tagRecordNotices, uint64(r.Notices))
+	}
+	if r.LastNotice != 0 {
+		b = appendUintField(b, tagRecordLastNote, uint64(r.LastNotice))
 	}
 	return b
 }
@@ -60,7 +68,7 @@ func DecodeRecord(p []byte) (Record, error) {
 			r.LastReason.Enhanced = string(val.p)
 		case tagRecordText:
 			r.LastReason.Text = string(val.p)
-		case tagRecordFirst, tagRecordLast, tagRecordAttempts, tagRecordCode, tagRecordNotices:
+		case tagRecordFirst, tagRecordLast, tagRecordAttempts, tagRecordCode, tagRecordNotices, tagRecordLastNote:
 			v, err := val.uintValue()
 			if err != nil {
 				return r, err
@@ -74,6 +82,8 @@ func DecodeRecord(p []byte) (Record, error) {
 				r.Attempts = int(v)
 			case tagRecordCode:
 				r.LastReason.Code = int(v)
+			case tagRecordLastNote:
+				r.LastNotice = int64(v)
 			default:
 				r.Notices = int(v)
 			}

@@ -13,8 +13,9 @@
 // The age of a message is the host's clock minus the record's FirstSeen.
 //
 //   - Step K of notify_after is due when the age has reached notify_after[K]
-//     and K notices were sent so far (record.Notices == K): each step sends
-//     one notice, in order, however often the sweeper asks.
+//     and K steps are done so far (record.Notices == K: sent, refused for
+//     good by the relay, or suppressed by the host's rate limit): each step
+//     sends one notice, in order, however often the sweeper asks.
 //   - A deferred message whose age has reached max_age is expired: the
 //     sender's MTA would give up about then anyway, and a sender who is told
 //     nothing more waits in silence. A held message is never expired here:
