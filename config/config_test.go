@@ -46,6 +46,7 @@ func TestEveryKeyIsWrittenInConfigToml(t *testing.T) {
 		"runtime": knownKeys([]string{"runtime"}), "stamp": knownKeys([]string{"stamp"}),
 		"cache": knownKeys([]string{"cache"}), "retry": knownKeys([]string{"retry"}), "admin": knownKeys([]string{"admin"}),
 		"plugins[0]": knownKeys([]string{"plugins"}),
+		"notify": knownKeys([]string{"notify"}), "notify.policy": knownKeys([]string{"notify", "policy"}),
 	} {
 		for _, k := range keys {
 			if _, ok := pos[table+"."+k]; !ok {
@@ -272,4 +273,50 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func TestNotify(t *testing.T) {
+	cfg, err := Defaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := cfg.Notify
+	if !n.Enabled || n.SMTP != "127.0.0.1:25" || n.Policy.Path != "builtin:delaynotify" || n.RateLimit != 10 ||
+		n.Lease.Duration != 5*time.Minute || n.Policy.Config["notify_after"] == nil {
+		t.Fatalf("notify defaults: %+v", n)
+	}
+
+	// Keys for the builtin merge with its defaults.
+	cfg, err = Parse([]byte("[notify.policy.config]\nlocal_domains = [\"example.org\"]\n"), "t.toml", "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cfg.Notify.Policy.Config; c["notify_after"] == nil || c["local_domains"] == nil {
+		t.Errorf("builtin policy config did not merge: %v", c)
+	}
+	// Another policy starts from an empty config.
+	cfg, err = Parse([]byte("[notify.policy]\npath = \"mine.wasm\"\n[notify.policy.config]\nx = 1\n"), "t.toml", "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cfg.Notify.Policy.Config; len(c) != 1 || c["x"] == nil {
+		t.Errorf("another policy got the builtin's config: %v", c)
+	}
+
+	for _, tc := range []struct{ toml, key string }{
+		{"[notify]\nsmtp = \"localhost\"\n", "notify.smtp"},
+		{"[notify]\nlease = \"20s\"\n", "notify.lease"},
+		{"[notify]\nrate_limit = -1\n", "notify.rate_limit"},
+		{"[notify]\nhostname = \"bad host\"\n", "notify.hostname"},
+		{"[notify]\nnode = \"mx 1\"\n", "notify.node"},
+		{"[notify]\nsweep_interval = \"0s\"\n", "notify.sweep_interval"},
+		{"[notify.policy]\non_error = \"accept\"\n", "notify.policy.on_error"},
+		{"[notify.policy]\npath = \"builtin:\"\n", "notify.policy.path"},
+	} {
+		_, err := Parse([]byte(tc.toml), "t.toml", "/")
+		var errs Errors
+		if !errors.As(err, &errs) || len(errs) == 0 || errs[0].Key != tc.key || errs[0].Line == 0 {
+			t.Errorf("%q: %v, want an error at %s with its line", tc.toml, err, tc.key)
+		}
+	}
 }

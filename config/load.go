@@ -57,11 +57,18 @@ func Parse(data []byte, source, dir string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if definesPlugins(data) {
+	defines := probe(data)
+	if _, ok := defines["plugins"]; ok {
 		// A file's [[plugins]] replace the default list: the TOML library
 		// would decode them into the default elements and leak their
 		// fields (a stamp block's [plugins.config]) into the user's plugins.
 		cfg.Plugins = nil
+	}
+	if setsPolicyPath(defines) {
+		// Another delay policy: the builtin's [notify.policy.config] is
+		// not its config. Keys given for the builtin itself still merge
+		// with its defaults.
+		cfg.Notify.Policy.Config = nil
 	}
 	if err := decodeInto(cfg, data, source); err != nil {
 		return nil, err
@@ -99,14 +106,21 @@ func decodeInto(cfg *Config, data []byte, source string) error {
 	return nil
 }
 
-// definesPlugins reports whether a TOML document sets the plugins list. A
-// document that does not parse says no; decodeInto reports its error.
-func definesPlugins(data []byte) bool {
-	var probe map[string]any
-	if _, err := toml.Decode(string(data), &probe); err != nil {
-		return false
+// probe decodes a TOML document loosely, to see which keys it sets. A
+// document that does not parse sets nothing; decodeInto reports its error.
+func probe(data []byte) map[string]any {
+	var doc map[string]any
+	if _, err := toml.Decode(string(data), &doc); err != nil {
+		return nil
 	}
-	_, ok := probe["plugins"]
+	return doc
+}
+
+// setsPolicyPath reports whether a probed document sets notify.policy.path.
+func setsPolicyPath(doc map[string]any) bool {
+	n, _ := doc["notify"].(map[string]any)
+	p, _ := n["policy"].(map[string]any)
+	_, ok := p["path"]
 	return ok
 }
 
@@ -115,7 +129,8 @@ func definesPlugins(data []byte) bool {
 // TOML library reports nested keys there as undecoded although the map
 // holds them.
 func isFreeForm(k toml.Key) bool {
-	return len(k) >= 3 && k[0] == "plugins" && k[1] == "config"
+	return (len(k) >= 3 && k[0] == "plugins" && k[1] == "config") ||
+		(len(k) >= 4 && k[0] == "notify" && k[1] == "policy" && k[2] == "config")
 }
 
 func syntaxError(err error, source string) *Error {
@@ -145,7 +160,7 @@ func unknownKeyMsg(k toml.Key) string {
 // knownKeys lists the keys a table path accepts.
 func knownKeys(table toml.Key) []string {
 	fields := map[string][]string{
-		"":        {"milter", "log", "runtime", "stamp", "cache", "retry", "admin", "plugins"},
+		"":        {"milter", "log", "runtime", "stamp", "cache", "retry", "admin", "notify", "plugins"},
 		"milter":  {"listen", "socket_mode", "read_timeout", "write_timeout", "shutdown_timeout", "max_packet"},
 		"log":     {"level", "format"},
 		"runtime": {"compilation_cache"},
@@ -153,7 +168,10 @@ func knownKeys(table toml.Key) []string {
 		"cache":   {"max_entries", "max_bytes", "ttl", "kv_share"},
 		"retry":   {"store", "max_age", "keep_passed", "expired_text", "on_store_error"},
 		"admin":   {"listen", "token"},
-		"plugins": {"name", "path", "timeout", "memory", "on_error", "max_instances", "config"},
+		"notify": {"enabled", "sweep_interval", "smtp", "starttls", "timeout", "hostname", "from", "node",
+			"lease", "retry_after", "rate_limit", "rate_window", "cleared", "policy"},
+		"notify.policy": {"name", "path", "timeout", "memory", "max_instances", "config"},
+		"plugins":       {"name", "path", "timeout", "memory", "on_error", "max_instances", "config"},
 	}
 	keys := fields[table.String()]
 	return slices.Clone(keys)

@@ -16,6 +16,7 @@ type Config struct {
 	Cache   Cache    `toml:"cache"`
 	Retry   Retry    `toml:"retry"`
 	Admin   Admin    `toml:"admin"`
+	Notify  Notify   `toml:"notify"`
 	Plugins []Plugin `toml:"plugins"`
 
 	// Source names where the config came from, for messages: a file path,
@@ -85,6 +86,43 @@ type Retry struct {
 type Admin struct {
 	Listen string `toml:"listen"`
 	Token  string `toml:"token"`
+}
+
+// Notify is the [notify] table: delay notifications to senders whose mail
+// waits in the retry ledger.
+type Notify struct {
+	Enabled       bool         `toml:"enabled"`
+	SweepInterval Duration     `toml:"sweep_interval"`
+	SMTP          string       `toml:"smtp"`
+	StartTLS      bool         `toml:"starttls"`
+	Timeout       Duration     `toml:"timeout"`
+	Hostname      string       `toml:"hostname"`
+	From          string       `toml:"from"`
+	Node          string       `toml:"node"`
+	Lease         Duration     `toml:"lease"`
+	RetryAfter    Duration     `toml:"retry_after"`
+	RateLimit     int          `toml:"rate_limit"`
+	RateWindow    Duration     `toml:"rate_window"`
+	Cleared       bool         `toml:"cleared"`
+	Policy        NotifyPolicy `toml:"policy"`
+}
+
+// NotifyPolicy is the [notify.policy] table: the delay-notification policy
+// plugin. It has no on_error: a failed call decides nothing about any
+// message, and the next sweep asks again.
+type NotifyPolicy struct {
+	Name         string         `toml:"name"`
+	Path         string         `toml:"path"`
+	Timeout      Duration       `toml:"timeout"`
+	Memory       Size           `toml:"memory"`
+	MaxInstances int            `toml:"max_instances"`
+	Config       map[string]any `toml:"config"`
+}
+
+// Builtin returns the builtin's name when the policy's path names one.
+func (p *NotifyPolicy) Builtin() (string, bool) {
+	name, ok := strings.CutPrefix(p.Path, BuiltinPrefix)
+	return name, ok
 }
 
 // Plugin is one [[plugins]] block.

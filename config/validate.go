@@ -33,6 +33,7 @@ func (c *Config) validate(pos positions) error {
 	c.validateCache(v)
 	c.validateRetry(v)
 	c.validateAdmin(v)
+	c.validateNotify(v)
 	c.validatePlugins(v)
 	if len(v.errs) > 0 {
 		sortErrors(v.errs)
@@ -197,6 +198,54 @@ func (c *Config) validatePlugins(v *validator) {
 		}
 	}
 }
+
+func (c *Config) validateNotify(v *validator) {
+	n := &c.Notify
+	positive(v, "notify.sweep_interval", n.SweepInterval)
+	if host, port, err := net.SplitHostPort(n.SMTP); err != nil || host == "" || port == "" {
+		v.fail("notify.smtp", "%q: want HOST:PORT of the MTA that takes the notices, e.g. \"127.0.0.1:25\"", n.SMTP)
+	}
+	positive(v, "notify.timeout", n.Timeout)
+	if n.Hostname != "" && !hostName.MatchString(n.Hostname) {
+		v.fail("notify.hostname", "%q: want a host name like mx.example.org, or \"\" for the system's", n.Hostname)
+	}
+	if strings.ContainsAny(n.From, "\r\n\x00") {
+		v.fail("notify.from", "one line: a header value")
+	}
+	if n.Node != "" && (len(n.Node) > 255 || strings.ContainsFunc(n.Node, func(r rune) bool { return r <= ' ' || r == 0x7f })) {
+		v.fail("notify.node", "%q: 1 to 255 bytes, no spaces or control characters", n.Node)
+	}
+	if n.Lease.Duration <= 30*time.Second {
+		v.fail("notify.lease", "%s: must be more than 30s (a send ends 10s before its lease)", n.Lease)
+	}
+	positive(v, "notify.retry_after", n.RetryAfter)
+	if n.RateLimit < 0 {
+		v.fail("notify.rate_limit", "%d: want 0 (no limit) or more", n.RateLimit)
+	}
+	positive(v, "notify.rate_window", n.RateWindow)
+	p := &n.Policy
+	if !pluginName.MatchString(p.Name) {
+		v.fail("notify.policy.name", "%q: a name is 1-63 letters, digits, '_', '.' or '-'", p.Name)
+	}
+	if name, ok := p.Builtin(); ok && name == "" {
+		v.fail("notify.policy.path", "missing the builtin's name: builtin:NAME")
+	}
+	if p.Timeout.Duration <= 0 || p.Timeout.Duration > time.Minute {
+		v.fail("notify.policy.timeout", "%s: must be more than 0 and at most 1m", p.Timeout)
+	}
+	if p.Memory < 1<<20 || p.Memory > 4<<30 {
+		v.fail("notify.policy.memory", "%s: must be from 1MiB to 4GiB", p.Memory)
+	}
+	if p.MaxInstances < 0 || p.MaxInstances > 1024 {
+		v.fail("notify.policy.max_instances", "%d: must be from 0 (automatic) to 1024", p.MaxInstances)
+	}
+	if _, err := FlattenPluginConfig(p.Config); err != nil {
+		v.fail("notify.policy.config", "%v", err)
+	}
+}
+
+// hostName is a DNS host name: labels of letters, digits and hyphens.
+var hostName = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
 
 func applyPluginDefaults(p *Plugin) {
 	if p.Timeout.Duration == 0 {

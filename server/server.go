@@ -53,6 +53,7 @@ type Server struct {
 	janitorCtx  context.Context
 	stopJanitor context.CancelFunc
 	janitorDone chan struct{}
+	notices     *delayNotices // nil without a ledger or a delay policy
 }
 
 // Build constructs every part from cfg and checks it. On error nothing is
@@ -90,11 +91,20 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Server, erro
 		closeIf(owns, ledger)
 		return nil, err
 	}
+	notices, err := buildNotices(ctx, cfg, host, ledger, props, opts, log)
+	if err != nil {
+		for _, p := range loaded {
+			p.Close(ctx)
+		}
+		host.Close(ctx)
+		closeIf(owns, ledger)
+		return nil, err
+	}
 	chain := plugins.NewChain(loaded...)
 	pl := pipeline.New(pipeline.Options{Chain: chain, Stamps: codec, Ledger: ledger, Policy: retryPolicy(cfg),
 		AcceptOnStoreError: cfg.Retry.OnStoreError == "accept", Cache: props, Clock: opts.Clock, Logger: log})
 	s := &Server{cfg: cfg, log: log, cache: props, ledger: ledger, ownsLedger: owns, host: host, chain: chain,
-		pipeline: pl, listen: opts.Listener}
+		pipeline: pl, listen: opts.Listener, notices: notices}
 	s.milter = &milter.Server{Backend: pl, ReadTimeout: cfg.Milter.ReadTimeout.Duration,
 		WriteTimeout: cfg.Milter.WriteTimeout.Duration, MaxPacket: int(cfg.Milter.MaxPacket), Logger: log}
 	if cfg.Admin.Listen != "" {
@@ -182,7 +192,7 @@ func LoadPlugins(ctx context.Context, host *plugins.Host, cfg *config.Config) ([
 func loadPlugin(ctx context.Context, host *plugins.Host, cfg *config.Config, i int) (*plugins.Plugin, *config.Error) {
 	pc := &cfg.Plugins[i]
 	key := func(k string) string { return fmt.Sprintf("plugins[%d]%s", i, k) }
-	wasm, source, err := readModule(cfg, pc)
+	wasm, source, err := readModule(cfg, pc.Path)
 	if err != nil {
 		return nil, cfg.Errorf(key(".path"), "%v", err)
 	}
@@ -204,16 +214,17 @@ func loadPlugin(ctx context.Context, host *plugins.Host, cfg *config.Config, i i
 	return p, nil
 }
 
-// readModule returns the plugin's Wasm bytes and a name for its source.
-func readModule(cfg *config.Config, pc *config.Plugin) ([]byte, string, error) {
-	if name, ok := pc.Builtin(); ok {
+// readModule returns the Wasm bytes a plugin path names (a file, or
+// builtin:NAME) and a name for its source.
+func readModule(cfg *config.Config, pluginPath string) ([]byte, string, error) {
+	if name, ok := strings.CutPrefix(pluginPath, config.BuiltinPrefix); ok {
 		wasm, found := builtin.Lookup(name)
 		if !found {
 			return nil, "", fmt.Errorf("no builtin plugin %q (this wasmilter has: %v)", name, builtin.Names())
 		}
-		return wasm, pc.Path, nil
+		return wasm, pluginPath, nil
 	}
-	path := cfg.Resolve(pc.Path)
+	path := cfg.Resolve(pluginPath)
 	wasm, err := os.ReadFile(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("reading plugin: %w", err)
@@ -288,9 +299,12 @@ func (s *Server) ServeAdmin(ln net.Listener) error {
 // returns milter.ErrServerClosed.
 //
 // While it serves, a janitor purges finished ledger records older than
-// keep_passed (and expired ones past their keeping time) every hour.
+// keep_passed (and expired ones past their keeping time) every hour, and
+// the sweeper asks the delay policy about every waiting message every
+// notify.sweep_interval and sends the notices it calls for.
 func (s *Server) Serve(ln net.Listener) error {
 	s.startJanitor()
+	s.notices.start()
 	s.log.Info("serving", "listen", ln.Addr().String(), "plugins", len(s.chain.Plugins()),
 		"hooks", s.chain.Hooks().String())
 	return s.milter.Serve(ln)
@@ -299,10 +313,16 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting connections, waits for open MTA sessions to end
 // until ctx is done, then releases the plugins.
 func (s *Server) Shutdown(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { // notices in flight finish alongside the MTA sessions
+		defer close(done)
+		s.notices.shutdown(ctx)
+	}()
 	err := s.milter.Shutdown(ctx)
 	if s.admin != nil {
 		s.admin.Shutdown(ctx)
 	}
+	<-done
 	s.release()
 	return err
 }
@@ -340,6 +360,7 @@ func (s *Server) stopJanitorAndWait() {
 
 func (s *Server) release() {
 	s.stopJanitorAndWait()
+	s.notices.shutdown(canceled)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := errors.Join(s.chain.Close(ctx), s.host.Close(ctx)); err != nil {

@@ -52,7 +52,22 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 			cfg.Plugins[i].Memory, instancesText(spec.MaxInstances))
 		fmt.Fprintf(stdout, "  on_error  %s\n", spec.OnError)
 	}
+	fmt.Fprintf(stdout, "delay notices %s\n", noticesText(cfg, srv.Notifier() != nil))
 	return nil
+}
+
+func noticesText(cfg *config.Config, on bool) string {
+	n := &cfg.Notify
+	switch {
+	case cfg.Retry.Store == "":
+		return "off (no retry ledger)"
+	case !on:
+		return "off (no notify.policy)"
+	case !n.Enabled:
+		return fmt.Sprintf("policy %q (%s) expires messages, sends nothing (notify.enabled = false)", n.Policy.Name, n.Policy.Path)
+	}
+	return fmt.Sprintf("policy %q (%s), every %s, via %s, at most %d per sender per %s", n.Policy.Name, n.Policy.Path,
+		n.SweepInterval, n.SMTP, n.RateLimit, n.RateWindow)
 }
 
 func signedText(keys int) string {

@@ -1,0 +1,183 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/wasmilter/wasmilter/cache"
+	"github.com/wasmilter/wasmilter/config"
+	"github.com/wasmilter/wasmilter/dsn"
+	"github.com/wasmilter/wasmilter/notify"
+	"github.com/wasmilter/wasmilter/plugins"
+	"github.com/wasmilter/wasmilter/retry"
+	"github.com/wasmilter/wasmilter/sdk/abi"
+)
+
+// delayNotices is the retry sweeper driving the notifier while the server
+// serves. The zero of it, a nil *delayNotices, does nothing: a server
+// without a ledger or without a delay policy has no one to tell.
+type delayNotices struct {
+	notifier *notify.Notifier
+	sweeper  *retry.Sweeper
+	policy   *plugins.Chain
+	interval time.Duration
+	log      *slog.Logger
+
+	once      sync.Once // starts the loop, or (at shutdown) marks it never to start
+	closeOnce sync.Once // releases the policy
+	stop      context.CancelFunc
+	abort     context.CancelFunc
+	done      chan struct{}
+	loop      func()
+}
+
+// canceled is a done context: shutdown(canceled) aborts sends in flight.
+var canceled = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// buildNotices loads the delay policy and makes the notifier and its
+// sweeper; nil when there is no ledger or no policy.
+func buildNotices(ctx context.Context, cfg *config.Config, host *plugins.Host, ledger retry.Ledger,
+	kv *cache.Cache, opts Options, log *slog.Logger) (*delayNotices, error) {
+	nc := &cfg.Notify
+	if ledger == nil || nc.Policy.Path == "" {
+		return nil, nil
+	}
+	policy, cerr := loadPolicy(ctx, host, cfg)
+	if cerr != nil {
+		return nil, cerr
+	}
+	hostname, err := reportingHost(nc.Hostname)
+	if err != nil {
+		policy.Close(ctx)
+		return nil, cfg.Errorf("notify.hostname", "%v", err)
+	}
+	node := nc.Node
+	if node == "" {
+		node = hostname
+	}
+	n, err := notify.New(notify.Options{
+		Ledger: ledger, Policy: policy, Node: node, ReportingMTA: hostname, From: nc.From,
+		Sender: &dsn.Submitter{Addr: nc.SMTP, HeloName: hostname, StartTLS: nc.StartTLS, Timeout: nc.Timeout.Duration},
+		Retry:  retryPolicy(cfg), Lease: nc.Lease.Duration, RetryAfter: nc.RetryAfter.Duration,
+		RateLimit: nc.RateLimit, RateWindow: nc.RateWindow.Duration, Counter: kv,
+		Disabled: !nc.Enabled, Cleared: nc.Cleared, StampHeader: cfg.Stamp.Header,
+		Clock: opts.Clock, Logger: log,
+	})
+	if err != nil {
+		policy.Close(ctx)
+		return nil, cfg.Errorf("notify", "%v", err)
+	}
+	d := &delayNotices{notifier: n, policy: policy, interval: nc.SweepInterval.Duration, log: log,
+		sweeper: &retry.Sweeper{Ledger: ledger, Clock: opts.Clock, States: n.SweptStates()},
+		done:    make(chan struct{})}
+	stopCtx, stop := context.WithCancel(context.Background())
+	abortCtx, abort := context.WithCancel(context.Background())
+	d.stop, d.abort = stop, abort
+	d.loop = func() { d.run(stopCtx, abortCtx) }
+	return d, nil
+}
+
+// loadPolicy loads [notify.policy] as a chain of one plugin, which must
+// implement the delay hook.
+func loadPolicy(ctx context.Context, host *plugins.Host, cfg *config.Config) (*plugins.Chain, *config.Error) {
+	pc := &cfg.Notify.Policy
+	wasm, source, err := readModule(cfg, pc.Path)
+	if err != nil {
+		return nil, cfg.Errorf("notify.policy.path", "%v", err)
+	}
+	entries, err := config.FlattenPluginConfig(pc.Config)
+	if err != nil {
+		return nil, cfg.Errorf("notify.policy.config", "%v", err)
+	}
+	p, err := host.Load(ctx, plugins.Spec{Name: pc.Name, Source: source, Wasm: wasm, Timeout: pc.Timeout.Duration,
+		MemoryLimit: uint64(pc.Memory), OnError: plugins.OnErrorContinue, Config: entries, MaxInstances: pc.MaxInstances})
+	if err != nil {
+		return nil, cfg.Errorf("notify.policy", "%v", err)
+	}
+	if !p.Hooks().Has(abi.HookDelay) {
+		p.Close(ctx)
+		return nil, cfg.Errorf("notify.policy.path", "%s implements no delay hook (it has: %s): it cannot be the delay policy", source, p.Hooks())
+	}
+	return plugins.NewChain(p), nil
+}
+
+// reportingHost is the configured host name, or the system's.
+func reportingHost(configured string) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		return "", fmt.Errorf("the system has no host name (%v): set notify.hostname", err)
+	}
+	return name, nil
+}
+
+// start runs the sweep loop in the background, once.
+func (d *delayNotices) start() {
+	if d == nil {
+		return
+	}
+	d.once.Do(func() { go d.loop() })
+}
+
+// run sweeps every interval until stopCtx ends. Visits run on abortCtx, so
+// stopping lets a notice in flight finish its SMTP exchange (a notice cut
+// off mid-send is sent again later) while no new visit starts.
+func (d *delayNotices) run(stopCtx, abortCtx context.Context) {
+	defer close(d.done)
+	visit := func(_ context.Context, now time.Time, rec retry.Record) error {
+		return d.notifier.Visit(abortCtx, now, rec)
+	}
+	d.log.Info("delay notices: sweeping", "interval", d.interval, "states", d.sweeper.States)
+	_ = d.sweeper.Run(stopCtx, d.interval, visit, d.report)
+}
+
+// report logs one sweep.
+func (d *delayNotices) report(st retry.SweepStats, err error) {
+	took := st.Finished.Sub(st.Started)
+	if err != nil {
+		d.log.Warn("delay notices: sweep", "visited", st.Visited, "failed", st.Failed, "took", took, "err", err)
+		return
+	}
+	d.log.Debug("delay notices: sweep", "visited", st.Visited, "skipped", st.Skipped, "took", took)
+}
+
+// shutdown stops the loop: no new visit starts; a visit in flight may
+// finish until ctx ends, then its send is cut off. It then releases the
+// delay policy. Safe to call more than once.
+func (d *delayNotices) shutdown(ctx context.Context) {
+	if d == nil {
+		return
+	}
+	d.once.Do(func() { close(d.done) }) // never started: nothing to wait for
+	d.stop()
+	select {
+	case <-d.done:
+	case <-ctx.Done():
+		d.abort()
+		<-d.done
+	}
+	d.abort()
+	d.closeOnce.Do(func() {
+		closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		d.policy.Close(closeCtx)
+	})
+}
+
+// Notifier returns the delay notifier, nil when there is none.
+func (s *Server) Notifier() *notify.Notifier {
+	if s.notices == nil {
+		return nil
+	}
+	return s.notices.notifier
+}
