@@ -130,7 +130,11 @@
 //
 // # Backends
 //
-// Bolt, an embedded bbolt file for one node, is the default. Every backend
+// Bolt, an embedded bbolt file for one node, is the default. Redis keeps
+// the ledger in one Redis shared by several nodes (MX hosts): each change
+// is a WATCH of the record, the same Go transition, and one MULTI/EXEC of
+// the record and its index entry, run again if another node changed the
+// record meanwhile; docs/REDIS.md says how to set Redis up. Every backend
 // runs the transitions of this package (transition.go) on the stored form
 // of this package (codec.go) and passes the same suite, retry/ledgertest.
 package retry
