@@ -33,12 +33,29 @@ type PostfixConfig struct {
 	RelayTo string
 	// Extra holds more main.cf settings; they override the harness's.
 	Extra map[string]string
+	// NoticeListener adds a second smtpd that runs no milters
+	// (Postfix.NoticeAddr), the place wasmilter's notices are submitted
+	// to so that they do not meet its own policies; its master.cf line is
+	// NoticeListenerLine. NoticeListenerOptions are more "-o name=value"
+	// settings for it (e.g. a sleep restriction that stalls a send).
+	NoticeListener        bool
+	NoticeListenerOptions map[string]string
+}
+
+// NoticeListenerLine is the master.cf line of a listener on addr for
+// wasmilter's own notices: an smtpd that runs no milters. The same line
+// is in examples/postfix/master.cf for admins.
+func NoticeListenerLine(addr string) string {
+	return addr + " inet n - n - - smtpd -o smtpd_milters= -o non_smtpd_milters= -o receive_override_options=no_milters"
 }
 
 // Postfix is a running Postfix instance with its own directories.
 type Postfix struct {
 	Dir      string // everything of this instance lives below Dir
 	SMTPAddr string // 127.0.0.1:port of its smtpd
+	// NoticeAddr is 127.0.0.1:port of the listener without milters, when
+	// PostfixConfig.NoticeListener asked for one.
+	NoticeAddr string
 
 	configDir string
 	maillog   string
@@ -63,6 +80,9 @@ func StartPostfix(t testing.TB, cfg PostfixConfig) *Postfix {
 		maillog:   filepath.Join(dir, "maillog"),
 		postfix:   mustCommand(t, "postfix"),
 		postconf:  mustCommand(t, "postconf"),
+	}
+	if cfg.NoticeListener {
+		p.NoticeAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(freeLoopbackPort(t)))
 	}
 	if err := p.writeConfig(cfg); err != nil {
 		t.Fatalf("mtatest: postfix config: %v", err)
@@ -219,7 +239,11 @@ func (p *Postfix) writeConfig(cfg PostfixConfig) error {
 	if err != nil {
 		return err
 	}
-	files := map[string]string{"main.cf": mainCF, "master.cf": p.masterCF()}
+	masterCF, err := p.masterCF(cfg)
+	if err != nil {
+		return err
+	}
+	files := map[string]string{"main.cf": mainCF, "master.cf": masterCF}
 	for name, content := range files {
 		path := filepath.Join(p.configDir, name)
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
@@ -329,9 +353,26 @@ func renderSettings(settings map[string]string) (string, error) {
 // masterCF renders master.cf: smtpd on the instance's port and the
 // services a relaying Postfix uses, none chrooted (the instance's files
 // are not inside a chroot tree).
-func (p *Postfix) masterCF() string {
+func (p *Postfix) masterCF(cfg PostfixConfig) (string, error) {
+	notices := ""
+	if p.NoticeAddr != "" {
+		notices = NoticeListenerLine(p.NoticeAddr)
+		names := make([]string, 0, len(cfg.NoticeListenerOptions))
+		for name := range cfg.NoticeListenerOptions {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			value := cfg.NoticeListenerOptions[name]
+			if strings.ContainsAny(name+value, " \t\r\n") {
+				return "", fmt.Errorf("notice listener option %s=%q: no spaces or line breaks (use commas)", name, value)
+			}
+			notices += " -o " + name + "=" + value
+		}
+		notices += "\n"
+	}
 	return "# Written by wasmilter's mtatest harness.\n" +
-		p.SMTPAddr + " inet n - n - - smtpd\n" + `pickup    unix  n - n 60   1 pickup
+		p.SMTPAddr + " inet n - n - - smtpd\n" + notices + `pickup    unix  n - n 60   1 pickup
 cleanup   unix  n - n -    0 cleanup
 qmgr      unix  n - n 300  1 qmgr
 tlsmgr    unix  - - n 1000? 1 tlsmgr
@@ -352,5 +393,5 @@ local     unix  - n n -    - local
 anvil     unix  - - n -    1 anvil
 scache    unix  - - n -    1 scache
 postlog   unix-dgram n - n - 1 postlogd
-`
+`, nil
 }

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/wasmilter/wasmilter/internal/modroot"
 )
 
 // Transcripts below are shaped exactly like swaks 20201014 prints them.
@@ -180,5 +183,21 @@ func TestSinkStopsWhenClosedAtOnce(t *testing.T) {
 	// Serve goroutine may have run; the cleanup must not hang on that.
 	for i := 0; i < 20; i++ {
 		t.Run(fmt.Sprint("sink", i), func(t *testing.T) { StartSink(t) })
+	}
+}
+
+// TestNoticeListenerExampleIsTheTestedLine: the master.cf line admins copy
+// from examples/postfix is the one the end-to-end tests run.
+func TestNoticeListenerExampleIsTheTestedLine(t *testing.T) {
+	root, err := modroot.Find()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "examples", "postfix", "master.cf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := NoticeListenerLine("127.0.0.1:10026"); !strings.Contains(string(b), want+"\n") {
+		t.Errorf("examples/postfix/master.cf lacks the tested line:\n%s", want)
 	}
 }
