@@ -63,10 +63,13 @@ func buildNotices(ctx context.Context, cfg *config.Config, host *plugins.Host, l
 	if node == "" {
 		node = hostname
 	}
+	var sender notify.Sender = &dsn.Submitter{Addr: nc.SMTP, HeloName: hostname, StartTLS: nc.StartTLS, Timeout: nc.Timeout.Duration}
+	if opts.NoticeSender != nil {
+		sender = opts.NoticeSender
+	}
 	n, err := notify.New(notify.Options{
-		Ledger: ledger, Policy: policy, Node: node, ReportingMTA: hostname, From: nc.From,
-		Sender: &dsn.Submitter{Addr: nc.SMTP, HeloName: hostname, StartTLS: nc.StartTLS, Timeout: nc.Timeout.Duration},
-		Retry:  retryPolicy(cfg), Lease: nc.Lease.Duration, RetryAfter: nc.RetryAfter.Duration,
+		Ledger: ledger, Policy: policy, Node: node, ReportingMTA: hostname, From: nc.From, Sender: sender,
+		Retry: retryPolicy(cfg), Lease: nc.Lease.Duration, RetryAfter: nc.RetryAfter.Duration,
 		RateLimit: nc.RateLimit, RateWindow: nc.RateWindow.Duration, Counter: kv,
 		Disabled: !nc.Enabled, Cleared: nc.Cleared, StampHeader: cfg.Stamp.Header,
 		Clock: opts.Clock, Logger: log,
@@ -180,4 +183,16 @@ func (s *Server) Notifier() *notify.Notifier {
 		return nil
 	}
 	return s.notices.notifier
+}
+
+// SweepNotices runs one sweep of the delay notices now, in the caller's
+// goroutine, on the server's clock: what the background sweeper does every
+// sweep_interval while the server serves. replay -at uses it to play the
+// sweeper on a simulated clock. Without a ledger or a delay policy it does
+// nothing.
+func (s *Server) SweepNotices(ctx context.Context) (retry.SweepStats, error) {
+	if s.notices == nil {
+		return retry.SweepStats{}, nil
+	}
+	return s.notices.sweeper.Sweep(ctx, s.notices.notifier.Visit)
 }

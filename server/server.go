@@ -18,6 +18,7 @@ import (
 	"github.com/wasmilter/wasmilter/cache"
 	"github.com/wasmilter/wasmilter/config"
 	"github.com/wasmilter/wasmilter/milter"
+	"github.com/wasmilter/wasmilter/notify"
 	"github.com/wasmilter/wasmilter/pipeline"
 	"github.com/wasmilter/wasmilter/plugins"
 	"github.com/wasmilter/wasmilter/plugins/builtin"
@@ -33,6 +34,9 @@ type Options struct {
 	// Ledger replaces the one [retry] store names (replay uses a
 	// temporary one); the server does not close a ledger it was given.
 	Ledger retry.Ledger
+	// NoticeSender replaces the SMTP submission of delay notices to
+	// [notify] smtp (replay records the notices instead of sending them).
+	NoticeSender notify.Sender
 }
 
 // Server is a built wasmilter, ready to serve.
