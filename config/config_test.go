@@ -210,6 +210,18 @@ listen = "0.0.0.0:8898"
 	if _, err := Parse([]byte("[admin]\nlisten = \"0.0.0.0:8898\"\ntoken = \"s3cret\"\n"), "f.toml", "."); err != nil {
 		t.Errorf("a non-loopback admin listener with a token: %v", err)
 	}
+	for _, store := range []string{"redis://127.0.0.1:6379/0", "rediss://:pw@redis.example:6380/2?dial_timeout=2s"} {
+		cfg, err := Parse([]byte("[retry]\nstore = \""+store+"\"\n"), "f.toml", ".")
+		if err != nil || !cfg.Retry.RedisStore() {
+			t.Errorf("store %q: %v", store, err)
+		}
+	}
+	_, err = Parse([]byte("[retry]\nstore = \"redis://\"\nredis_prefix = \"a{b}\"\n"), "f.toml", ".")
+	for _, want := range []string{"f.toml:2: retry.store: not a Redis URL", "f.toml:3: retry.redis_prefix:"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
 }
 
 func TestLoadFile(t *testing.T) {

@@ -166,7 +166,7 @@ func knownKeys(table toml.Key) []string {
 		"runtime": {"compilation_cache"},
 		"stamp":   {"header", "keys"},
 		"cache":   {"max_entries", "max_bytes", "ttl", "kv_share"},
-		"retry":   {"store", "max_age", "keep_passed", "expired_text", "on_store_error"},
+		"retry":   {"store", "redis_prefix", "max_age", "keep_passed", "expired_text", "on_store_error"},
 		"admin":   {"listen", "token"},
 		"notify": {"enabled", "sweep_interval", "smtp", "starttls", "timeout", "hostname", "from", "node",
 			"lease", "retry_after", "rate_limit", "rate_window", "cleared", "policy"},

@@ -75,6 +75,7 @@ type Cache struct {
 // Retry is the [retry] table: the ledger of deferred messages.
 type Retry struct {
 	Store        string   `toml:"store"`
+	RedisPrefix  string   `toml:"redis_prefix"`
 	MaxAge       Duration `toml:"max_age"`
 	KeepPassed   Duration `toml:"keep_passed"`
 	ExpiredText  string   `toml:"expired_text"`

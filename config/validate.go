@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -123,20 +124,33 @@ func (c *Config) validateCache(v *validator) {
 	}
 }
 
-// RetryStoreBolt and RetryStoreRedis prefix [retry] store.
+// RetryStoreBolt, RetryStoreRedis and RetryStoreRedisTLS prefix [retry] store.
 const (
-	RetryStoreBolt  = "bolt:"
-	RetryStoreRedis = "redis://"
+	RetryStoreBolt     = "bolt:"
+	RetryStoreRedis    = "redis://"
+	RetryStoreRedisTLS = "rediss://"
 )
+
+// RedisStore reports whether the store is a Redis URL.
+func (r *Retry) RedisStore() bool {
+	return strings.HasPrefix(r.Store, RetryStoreRedis) || strings.HasPrefix(r.Store, RetryStoreRedisTLS)
+}
 
 func (c *Config) validateRetry(v *validator) {
 	r := &c.Retry
 	switch {
 	case strings.HasPrefix(r.Store, RetryStoreBolt) && len(r.Store) > len(RetryStoreBolt):
+	case r.RedisStore():
+		if u, err := url.Parse(r.Store); err != nil || u.Host == "" {
+			v.fail("retry.store", "not a Redis URL: want redis://[:PASSWORD@]HOST:PORT/DB or rediss://...")
+		}
 	case r.Store == "":
 		// No ledger: deferrals are not remembered (documented in config.toml).
 	default:
-		v.fail("retry.store", "%q: want \"bolt:PATH\" or \"\" (no ledger)", r.Store)
+		v.fail("retry.store", "%q: want \"bolt:PATH\", \"redis://HOST:PORT/DB\", \"rediss://...\" or \"\" (no ledger)", r.Store)
+	}
+	if strings.ContainsAny(r.RedisPrefix, "{} \t\r\n") || r.RedisPrefix == "" {
+		v.fail("retry.redis_prefix", "%q: a non-empty key prefix without braces or spaces", r.RedisPrefix)
 	}
 	positive(v, "retry.max_age", r.MaxAge)
 	positive(v, "retry.keep_passed", r.KeepPassed)

@@ -9,12 +9,10 @@ import (
 )
 
 // The stored form of a record, shared by every backend: JSON with a version
-// field. JSON because Redis runs its scripts in Lua with cjson built in, so a
-// Redis backend can decode, change and encode a record inside one atomic
-// script; and because an operator can read a record with standard tools.
-// Times are Unix microseconds: an integer a Lua double holds exactly (Unix
-// nanoseconds would not fit in its 53 bits), so every time is kept to the
-// microsecond (see ledgerTime).
+// field, so an operator can read a record with standard tools and a Redis
+// script (cjson) could read it too. Times are Unix microseconds: an
+// integer a Lua double holds exactly (Unix nanoseconds would not fit in its
+// 53 bits), so every time is kept to the microsecond (see ledgerTime).
 
 // recordVersion is the version of the stored form written by this code.
 const recordVersion = 1

@@ -15,7 +15,9 @@
 // # Durability
 //
 // Defer returns only once the record is durable: with the bbolt backend, the
-// write transaction is committed, which includes fdatasync. The pipeline
+// write transaction is committed, which includes fdatasync; with Redis, the
+// transaction was acknowledged (durable as far as its appendfsync setting
+// makes it; docs/REDIS.md). The pipeline
 // answers 4xx only after Defer returned, so no deferral the MTA was told
 // about can be lost, whether the server crashes, is killed or loses power.
 // Concurrent deferrals share one commit (see Bolt), so the fsync is paid

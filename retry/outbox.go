@@ -15,7 +15,8 @@ import (
 // state of the delay notice that step calls for. Like transition.go, every
 // rule is a pure function from the stored record to the next one, which a
 // backend runs inside one atomic operation (a bbolt write transaction; for
-// Redis, one script). The package documentation states the guarantee.
+// Redis, a WATCH/MULTI/EXEC transaction). The package documentation states
+// the guarantee.
 
 // NoticeStatus is where one step's notice stands in a record's outbox.
 type NoticeStatus string

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -85,6 +86,17 @@ type RedisOptions struct {
 	// are lost back to the last snapshot on a restart, and a deferral the
 	// MTA was told about must not be.
 	AllowNoAppendOnly bool
+	// Logger receives go-redis's own log lines (a failed dial, a dropped
+	// connection). go-redis has one logger per process: the last ledger
+	// opened with a Logger sets it. nil leaves go-redis's default.
+	Logger *slog.Logger
+}
+
+// redisLogger hands go-redis's log lines to slog.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "retry ledger: redis client", "msg", fmt.Sprintf(format, v...))
 }
 
 // Redis is the shared ledger: records and their state index in one Redis,
@@ -121,6 +133,9 @@ func OpenRedis(ctx context.Context, url string, opts RedisOptions) (*Redis, erro
 	}
 	if strings.ContainsAny(prefix, "{}") {
 		return nil, fmt.Errorf("retry ledger redis %s: %w: key prefix %q contains a brace; the ledger adds its own hash tag", ropts.Addr, ErrInvalid, prefix)
+	}
+	if opts.Logger != nil {
+		redis.SetLogger(redisLogger{opts.Logger})
 	}
 	r := &Redis{client: redis.NewClient(ropts), addr: ropts.Addr, prefix: prefix + redisHashTag, clock: opts.Clock}
 	if r.clock == nil {

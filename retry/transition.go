@@ -13,9 +13,9 @@ import (
 // This file is the state machine as pure functions: given the stored record
 // (nil when there is none) and the ledger's clock, each transition returns
 // the record to store. Backends run one transition inside one atomic
-// operation on their store (a bbolt write transaction; for Redis, one
-// script), so no backend re-implements a rule and no update is lost between
-// a read and a write.
+// operation on their store (a bbolt write transaction; for Redis, a
+// WATCH/MULTI/EXEC transaction retried on conflict), so no backend
+// re-implements a rule and no update is lost between a read and a write.
 
 // op names an operation that changes a record.
 type op string

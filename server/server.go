@@ -80,7 +80,7 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Server, erro
 	if err != nil {
 		return nil, cfg.Errorf("cache", "%v", err)
 	}
-	ledger, owns, err := openLedger(cfg, opts)
+	ledger, owns, err := openLedger(ctx, cfg, opts, log)
 	if err != nil {
 		return nil, err
 	}
@@ -130,9 +130,17 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Server, erro
 
 // openLedger opens the ledger [retry] store names, unless one was given.
 // It reports whether the server owns (and must close) it.
-func openLedger(cfg *config.Config, opts Options) (retry.Ledger, bool, error) {
+func openLedger(ctx context.Context, cfg *config.Config, opts Options, log *slog.Logger) (retry.Ledger, bool, error) {
 	if opts.Ledger != nil {
 		return opts.Ledger, false, nil
+	}
+	if cfg.Retry.RedisStore() {
+		r, err := retry.OpenRedis(ctx, cfg.Retry.Store, retry.RedisOptions{Prefix: cfg.Retry.RedisPrefix,
+			Clock: opts.Clock, Logger: log})
+		if err != nil {
+			return nil, false, cfg.Errorf("retry.store", "%v", err)
+		}
+		return r, true, nil
 	}
 	path, ok := strings.CutPrefix(cfg.Retry.Store, config.RetryStoreBolt)
 	if !ok {
