@@ -124,16 +124,17 @@ func (c *Config) validateCache(v *validator) {
 	}
 }
 
-// RetryStoreBolt, RetryStoreRedis and RetryStoreRedisTLS prefix [retry] store.
+// The prefixes of [retry] store.
 const (
-	RetryStoreBolt     = "bolt:"
-	RetryStoreRedis    = "redis://"
-	RetryStoreRedisTLS = "rediss://"
+	RetryStoreBolt          = "bolt:"
+	RetryStoreRedis         = "redis://"
+	RetryStoreRedisTLS      = "rediss://"
+	RetryStoreRedisSentinel = "redis+sentinel://"
 )
 
 // RedisStore reports whether the store is a Redis URL.
 func (r *Retry) RedisStore() bool {
-	return strings.HasPrefix(r.Store, RetryStoreRedis) || strings.HasPrefix(r.Store, RetryStoreRedisTLS)
+	return hasAnyPrefix(r.Store, []string{RetryStoreRedis, RetryStoreRedisTLS, RetryStoreRedisSentinel})
 }
 
 func (c *Config) validateRetry(v *validator) {
@@ -142,12 +143,12 @@ func (c *Config) validateRetry(v *validator) {
 	case strings.HasPrefix(r.Store, RetryStoreBolt) && len(r.Store) > len(RetryStoreBolt):
 	case r.RedisStore():
 		if u, err := url.Parse(r.Store); err != nil || u.Host == "" {
-			v.fail("retry.store", "not a Redis URL: want redis://[:PASSWORD@]HOST:PORT/DB or rediss://...")
+			v.fail("retry.store", "not a Redis URL: want redis://[:PASSWORD@]HOST:PORT/DB, rediss://... or redis+sentinel://HOST:PORT/DB?master_name=NAME")
 		}
 	case r.Store == "":
 		// No ledger: deferrals are not remembered (documented in config.toml).
 	default:
-		v.fail("retry.store", "%q: want \"bolt:PATH\", \"redis://HOST:PORT/DB\", \"rediss://...\" or \"\" (no ledger)", r.Store)
+		v.fail("retry.store", "%q: want \"bolt:PATH\", \"redis://HOST:PORT/DB\", \"rediss://...\", \"redis+sentinel://...\" or \"\" (no ledger)", r.Store)
 	}
 	if strings.ContainsAny(r.RedisPrefix, "{} \t\r\n") || r.RedisPrefix == "" {
 		v.fail("retry.redis_prefix", "%q: a non-empty key prefix without braces or spaces", r.RedisPrefix)

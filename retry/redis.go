@@ -123,7 +123,7 @@ var _ Ledger = (*Redis)(nil)
 // ledger, and returns the ledger. An unreachable Redis is an error naming
 // its address.
 func OpenRedis(ctx context.Context, url string, opts RedisOptions) (*Redis, error) {
-	ropts, err := redisClientOptions(url, opts)
+	client, addr, err := newRedisClient(url, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -132,12 +132,13 @@ func OpenRedis(ctx context.Context, url string, opts RedisOptions) (*Redis, erro
 		prefix = DefaultRedisPrefix
 	}
 	if strings.ContainsAny(prefix, "{}") {
-		return nil, fmt.Errorf("retry ledger redis %s: %w: key prefix %q contains a brace; the ledger adds its own hash tag", ropts.Addr, ErrInvalid, prefix)
+		client.Close()
+		return nil, fmt.Errorf("retry ledger redis %s: %w: key prefix %q contains a brace; the ledger adds its own hash tag", addr, ErrInvalid, prefix)
 	}
 	if opts.Logger != nil {
 		redis.SetLogger(redisLogger{opts.Logger})
 	}
-	r := &Redis{client: redis.NewClient(ropts), addr: ropts.Addr, prefix: prefix + redisHashTag, clock: opts.Clock}
+	r := &Redis{client: client, addr: addr, prefix: prefix + redisHashTag, clock: opts.Clock}
 	if r.clock == nil {
 		r.clock = time.Now
 	}
@@ -146,6 +147,43 @@ func OpenRedis(ctx context.Context, url string, opts RedisOptions) (*Redis, erro
 		return nil, err
 	}
 	return r, nil
+}
+
+// RedisSentinelScheme starts the URL of a Redis reached through Sentinel:
+// redis+sentinel://[:PASSWORD@]SENTINEL:PORT/DB?master_name=NAME[&addr=SENTINEL2:PORT...].
+// The password is the master's; sentinel_password is not taken from the
+// URL (go-redis's rule), so Sentinels must not require one.
+const RedisSentinelScheme = "redis+sentinel://"
+
+// newRedisClient makes the client the URL asks for: one Redis, or the
+// master that Sentinel names (go-redis follows a failover by asking the
+// Sentinels again). addr names it in errors.
+func newRedisClient(url string, opts RedisOptions) (*redis.Client, string, error) {
+	rest, sentinel := strings.CutPrefix(url, RedisSentinelScheme)
+	if !sentinel {
+		ro, err := redisClientOptions(url, opts)
+		if err != nil {
+			return nil, "", err
+		}
+		return redis.NewClient(ro), ro.Addr, nil
+	}
+	fo, err := redis.ParseFailoverURL("redis://" + rest)
+	if err != nil {
+		return nil, "", fmt.Errorf("retry ledger redis: %w: %v", ErrInvalid, err)
+	}
+	if fo.MasterName == "" {
+		return nil, "", fmt.Errorf("retry ledger redis: %w: a Sentinel URL needs ?master_name=NAME", ErrInvalid)
+	}
+	fo.DialTimeout = firstSet(opts.DialTimeout, fo.DialTimeout, DefaultRedisTimeout)
+	fo.ReadTimeout = firstSet(opts.ReadTimeout, fo.ReadTimeout, DefaultRedisTimeout)
+	fo.WriteTimeout = firstSet(opts.WriteTimeout, fo.WriteTimeout, DefaultRedisTimeout)
+	if opts.PoolSize > 0 {
+		fo.PoolSize = opts.PoolSize
+	}
+	// The same choices as for one Redis (see redisClientOptions).
+	fo.MaxRetries, fo.DialerRetries, fo.ContextTimeoutEnabled = -1, 1, true
+	addr := "master " + fo.MasterName + " via sentinel " + strings.Join(fo.SentinelAddrs, ",")
+	return redis.NewFailoverClient(fo), addr, nil
 }
 
 // redisClientOptions parses the URL and applies the ledger's choices on

@@ -27,6 +27,12 @@ type Server struct {
 	dir  string
 	port int
 
+	// sentinelConf is the config file of a Sentinel (StartSentinel); ""
+	// for a data server.
+	sentinelConf string
+	// replicaOf is the master's address of a replica (StartReplica).
+	replicaOf string
+
 	mu   sync.Mutex
 	proc *exec.Cmd
 	done chan struct{} // closed when proc has exited
@@ -43,6 +49,49 @@ func Start(t testing.TB) *Server {
 		t.Fatalf("redistest: %v", err)
 	}
 	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	s.startOnFreePort(t)
+	return s
+}
+
+// StartSentinel runs a Redis Sentinel (redis-server in sentinel mode) for
+// t that monitors master under the name masterName, with a quorum of one,
+// and waits until it answers PING and knows the master.
+func StartSentinel(t testing.TB, master *Server, masterName string) *Server {
+	t.Helper()
+	Require(t)
+	bin, err := serverPath()
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	// Sentinel rewrites its config file as it learns, so it is its own.
+	s.sentinelConf = filepath.Join(s.dir, "sentinel.conf")
+	host, port, _ := net.SplitHostPort(master.Addr())
+	conf := fmt.Sprintf("sentinel monitor %s %s %s 1\nsentinel down-after-milliseconds %s 1000\n", masterName, host, port, masterName)
+	if err := os.WriteFile(s.sentinelConf, []byte(conf), 0o600); err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	s.startOnFreePort(t)
+	return s
+}
+
+// StartReplica runs a redis-server for t that replicates master, as
+// durable as Start's, and waits until it answers PING.
+func StartReplica(t testing.TB, master *Server) *Server {
+	t.Helper()
+	Require(t)
+	bin, err := serverPath()
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), replicaOf: master.Addr()}
+	s.startOnFreePort(t)
+	return s
+}
+
+// startOnFreePort launches the server on a free loopback port.
+func (s *Server) startOnFreePort(t testing.TB) {
+	t.Helper()
 	t.Cleanup(s.stop)
 	// The free port is free when asked, not necessarily a moment later:
 	// another process may take it first, so try a few.
@@ -50,7 +99,7 @@ func Start(t testing.TB) *Server {
 		s.port = freeLoopbackPort(t)
 		err := s.launch()
 		if err == nil {
-			return s
+			return
 		}
 		if try == 2 {
 			t.Fatalf("redistest: %v", err)
@@ -120,10 +169,7 @@ func (s *Server) launch() error {
 		return err
 	}
 	defer log.Close() // the child has its own copy
-	cmd := exec.Command(s.bin,
-		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--dir", s.dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-		"--daemonize", "no", "--logfile", "")
+	cmd := exec.Command(s.bin, s.args()...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -137,6 +183,22 @@ func (s *Server) launch() error {
 		return fmt.Errorf("redis-server on %s: %w; its log ends:\n%s", s.Addr(), err, s.logTail())
 	}
 	return nil
+}
+
+// args are redis-server's arguments: a data server that keeps what it
+// acknowledges (appendfsync always), or a Sentinel.
+func (s *Server) args() []string {
+	common := []string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
+		"--daemonize", "no", "--logfile", ""}
+	if s.sentinelConf != "" {
+		return append([]string{s.sentinelConf, "--sentinel"}, common...)
+	}
+	args := append(common, "--save", "", "--appendonly", "yes", "--appendfsync", "always")
+	if s.replicaOf != "" {
+		host, port, _ := net.SplitHostPort(s.replicaOf)
+		args = append(args, "--replicaof", host, port)
+	}
+	return args
 }
 
 // awaitPong polls until the server answers PING, exits, or startTimeout.
