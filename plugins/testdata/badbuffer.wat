@@ -1,0 +1,7 @@
+;; badbuffer.wat: wasmilter_buffer takes an i64 where the ABI says i32.
+(module
+  (memory (export "memory") 1)
+  (func (export "wasmilter_abi_version") (result i32) (i32.const 1))
+  (func (export "wasmilter_buffer") (param $size i64) (result i32) (i32.const 1024))
+  (func (export "wasmilter_init") (param $len i32) (result i64) (i64.const 0))
+)
