@@ -131,6 +131,8 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"bad size", "[[plugins]]\nname = \"a\"\npath = \"a.wasm\"\nmemory = \"lots\"\n", []string{"f.toml:4:", "is not a size"}},
 		{"syntax", "[milter\nlisten = 1\n", []string{"f.toml:2:", "to end table name"}},
 		{"wrong type", "[milter]\nlisten = 8897\n", []string{"f.toml:2:", "listen"}},
+		{"socket group on tcp", "[milter]\nlisten = \"inet:127.0.0.1:1\"\nsocket_group = \"postfix\"\n",
+			[]string{"f.toml:3: milter.socket_group: applies only to a unix socket"}},
 		{"bad values", `
 [milter]
 listen = "tcp:8897"

@@ -161,7 +161,7 @@ func unknownKeyMsg(k toml.Key) string {
 func knownKeys(table toml.Key) []string {
 	fields := map[string][]string{
 		"":        {"milter", "log", "runtime", "stamp", "cache", "retry", "admin", "notify", "plugins"},
-		"milter":  {"listen", "socket_mode", "read_timeout", "write_timeout", "shutdown_timeout", "max_packet"},
+		"milter":  {"listen", "socket_mode", "socket_owner", "socket_group", "read_timeout", "write_timeout", "shutdown_timeout", "max_packet"},
 		"log":     {"level", "format"},
 		"runtime": {"compilation_cache"},
 		"stamp":   {"header", "keys"},

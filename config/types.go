@@ -40,6 +40,8 @@ func (c *Config) Errorf(key, format string, args ...any) *Error {
 type Milter struct {
 	Listen          string   `toml:"listen"`
 	SocketMode      string   `toml:"socket_mode"`
+	SocketOwner     string   `toml:"socket_owner"`
+	SocketGroup     string   `toml:"socket_group"`
 	ReadTimeout     Duration `toml:"read_timeout"`
 	WriteTimeout    Duration `toml:"write_timeout"`
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`

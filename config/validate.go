@@ -53,6 +53,13 @@ func (c *Config) validateMilter(v *validator) {
 	if _, err := m.Mode(); err != nil {
 		v.fail("milter.socket_mode", "%v", err)
 	}
+	if (m.SocketOwner != "" || m.SocketGroup != "") && !hasAnyPrefix(m.Listen, []string{"unix:", "local:"}) {
+		key := "milter.socket_owner"
+		if m.SocketOwner == "" {
+			key = "milter.socket_group"
+		}
+		v.fail(key, "applies only to a unix socket, and listen is %q", m.Listen)
+	}
 	positive(v, "milter.read_timeout", m.ReadTimeout)
 	positive(v, "milter.write_timeout", m.WriteTimeout)
 	positive(v, "milter.shutdown_timeout", m.ShutdownTimeout)

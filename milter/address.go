@@ -6,8 +6,11 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/user"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -93,12 +96,27 @@ func checkPort(p string) error {
 	return nil
 }
 
-// Listen opens the listening socket for spec (see ParseAddress). For a unix
-// socket it first removes a stale socket file left by a previous run (only
-// if it is a socket and nothing answers on it), then creates the socket and
-// sets its permissions to mode (0 keeps the umask's default), so that the
-// MTA's user can connect.
+// Listen opens the listening socket for spec (see ParseAddress) with a unix
+// socket's permissions set to mode (0 keeps the umask's default); see
+// ListenSocket.
 func Listen(spec string, mode os.FileMode) (net.Listener, error) {
+	return ListenSocket(spec, SocketOptions{Mode: mode})
+}
+
+// SocketOptions are the permissions of a unix socket, so that the MTA's
+// user (Postfix's smtpd runs as postfix) can connect and nobody else can.
+type SocketOptions struct {
+	Mode  os.FileMode // 0 keeps the umask's default
+	Owner string      // user name or numeric uid; "" leaves it to the process
+	Group string      // group name or numeric gid; "" leaves it to the process
+}
+
+// ListenSocket opens the listening socket for spec (see ParseAddress). For a
+// unix socket it first removes a stale socket file left by a previous run
+// (only if it is a socket and nothing answers on it), then creates the
+// socket with o's owner, group and mode already set when it appears at its
+// path (see listenUnix). The listener removes the socket file when closed.
+func ListenSocket(spec string, o SocketOptions) (net.Listener, error) {
 	network, address, err := ParseAddress(spec)
 	if err != nil {
 		return nil, err
@@ -110,24 +128,140 @@ func Listen(spec string, mode os.FileMode) (net.Listener, error) {
 		}
 		return ln, nil
 	}
-	return listenUnix(address, mode)
+	return listenUnix(address, o)
 }
 
-func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
+// maxSocketPath is the longest unix socket path Linux takes (sun_path is
+// 108 bytes with the terminating NUL).
+const maxSocketPath = 107
+
+// socketBound is called with the private path of a new unix socket right
+// after bind, before its permissions are set; tests check there that
+// nobody else can reach it yet.
+var socketBound = func(string) {}
+
+// listenUnix creates the socket inside a private directory (mode 0700,
+// next to path), sets its owner, group and mode there, and only then links
+// it to path. Creating it at path and fixing it up afterwards would leave
+// a window in which the socket exists with the umask's permissions (often
+// 0755 for the socket, i.e. connectable by every local user): a local
+// process could connect in that window and keep its connection.
+func listenUnix(path string, o SocketOptions) (net.Listener, error) {
+	uid, gid, err := o.ids()
+	if err != nil {
+		return nil, fmt.Errorf("milter: unix socket %s: %w", path, err)
+	}
 	if err := removeStaleSocket(path); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("unix", path)
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".wm")
+	if err != nil {
+		return nil, fmt.Errorf("milter: private directory for unix socket %s: %w", path, err)
+	}
+	defer os.RemoveAll(dir)
+	private := filepath.Join(dir, "s")
+	if len(private) > maxSocketPath {
+		return nil, fmt.Errorf("milter: unix socket %s: path too long (it is created as %s first, %d bytes, limit %d)",
+			path, private, len(private), maxSocketPath)
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: private, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("milter: listening on unix socket %s: %w", path, err)
 	}
-	if mode != 0 {
-		if err := os.Chmod(path, mode); err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("milter: setting mode %#o on %s: %w", mode, path, err)
+	ln.SetUnlinkOnClose(false) // the private name is gone; UnixListener removes path
+	socketBound(private)
+	if err := setPermissions(private, o.Mode, uid, gid); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("milter: unix socket %s: %w", path, err)
+	}
+	// Link, not rename: a server that started meanwhile keeps its socket.
+	if err := os.Link(private, path); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("milter: placing unix socket at %s: %w", path, err)
+	}
+	return &UnixListener{UnixListener: ln, path: path, unlink: true}, nil
+}
+
+// setPermissions sets owner and group (-1: unchanged), then the mode.
+func setPermissions(path string, mode os.FileMode, uid, gid int) error {
+	if uid != -1 || gid != -1 {
+		if err := os.Chown(path, uid, gid); err != nil {
+			return fmt.Errorf("setting owner %d and group %d (-1: unchanged): %w", uid, gid, err)
 		}
 	}
-	return ln, nil
+	if mode != 0 {
+		if err := os.Chmod(path, mode); err != nil {
+			return fmt.Errorf("setting mode %#o: %w", mode, err)
+		}
+	}
+	return nil
+}
+
+// ids resolves Owner and Group to numeric ids; -1 for "leave as is".
+func (o SocketOptions) ids() (uid, gid int, err error) {
+	uid, gid = -1, -1
+	if o.Owner != "" {
+		if uid, err = lookupID(o.Owner, func(n string) (string, error) {
+			u, err := user.Lookup(n)
+			if err != nil {
+				return "", err
+			}
+			return u.Uid, nil
+		}); err != nil {
+			return 0, 0, fmt.Errorf("socket owner %q: %w", o.Owner, err)
+		}
+	}
+	if o.Group != "" {
+		if gid, err = lookupID(o.Group, func(n string) (string, error) {
+			g, err := user.LookupGroup(n)
+			if err != nil {
+				return "", err
+			}
+			return g.Gid, nil
+		}); err != nil {
+			return 0, 0, fmt.Errorf("socket group %q: %w", o.Group, err)
+		}
+	}
+	return uid, gid, nil
+}
+
+// lookupID takes a number as it is and looks a name up.
+func lookupID(name string, lookup func(string) (string, error)) (int, error) {
+	id := name
+	if _, err := strconv.Atoi(name); err != nil {
+		if id, err = lookup(name); err != nil {
+			return 0, err
+		}
+	}
+	n, err := strconv.Atoi(id)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("id %q is not a non-negative number", id)
+	}
+	return n, nil
+}
+
+// UnixListener is a unix socket listener that removes its socket file at
+// Close, like net.UnixListener does for the path it was bound to (here the
+// socket was bound under a private name and linked into place).
+type UnixListener struct {
+	*net.UnixListener
+	path   string
+	unlink bool
+	once   sync.Once
+}
+
+// SetUnlinkOnClose says whether Close removes the socket file (default true).
+func (l *UnixListener) SetUnlinkOnClose(unlink bool) { l.unlink = unlink }
+
+// Close stops listening and removes the socket file.
+func (l *UnixListener) Close() error {
+	err := l.UnixListener.Close()
+	l.once.Do(func() {
+		if l.unlink {
+			_ = os.Remove(l.path)
+		}
+	})
+	return err
 }
 
 // removeStaleSocket deletes path if it is a socket nobody listens on. A

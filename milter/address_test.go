@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -108,7 +109,7 @@ func TestListenUnixModeAndStaleSocket(t *testing.T) {
 	}
 
 	// Leave a stale socket file behind, as a crash would.
-	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	ln.(*UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
 	if _, err := os.Lstat(path); err != nil {
 		t.Fatalf("stale socket not left behind: %v", err)
@@ -134,4 +135,92 @@ func TestListenRefusesToRemoveRegularFile(t *testing.T) {
 	if b, err := os.ReadFile(path); err != nil || string(b) != "keep me" {
 		t.Fatalf("regular file damaged: %q %v", b, err)
 	}
+}
+
+// TestUnixSocketHasItsPermissionsBeforeItAppears: the socket is bound in a
+// private directory and reaches its path only with its final mode, so no
+// local user can connect in between, whatever the umask.
+func TestUnixSocketHasItsPermissionsBeforeItAppears(t *testing.T) {
+	dir := shortTempDir(t)
+	path := filepath.Join(dir, "m.sock")
+	old := syscall.Umask(0) // the worst umask: a socket at its path would be srwxrwxrwx
+	defer syscall.Umask(old)
+	var checked bool
+	socketBound = func(private string) {
+		checked = true
+		if _, err := os.Lstat(path); err == nil {
+			t.Errorf("the socket is at %s before its permissions are set", path)
+		}
+		fi, err := os.Stat(filepath.Dir(private))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o700 || filepath.Dir(filepath.Dir(private)) != dir {
+			t.Errorf("the socket is bound in %s (mode %v), want a private 0700 directory next to its path", filepath.Dir(private), fi.Mode().Perm())
+		}
+	}
+	defer func() { socketBound = func(string) {} }()
+	ln, err := Listen("unix:"+path, 0o660)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !checked {
+		t.Fatal("the bind hook was not called")
+	}
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode().Perm() != 0o660 || fi.Mode().Type() != os.ModeSocket {
+		t.Fatalf("socket %v %v, want srw-rw----", fi, err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("left behind next to the socket: %v", entries)
+	}
+	// It works, and Close removes it.
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	ln.Close()
+	if _, err := os.Lstat(path); err == nil {
+		t.Error("Close left the socket file")
+	}
+}
+
+func TestUnixSocketOwnerAndGroup(t *testing.T) {
+	path := filepath.Join(shortTempDir(t), "m.sock")
+	if _, err := ListenSocket("unix:"+path, SocketOptions{Mode: 0o660, Owner: "no-such-user-wasmilter"}); err == nil ||
+		!strings.Contains(err.Error(), `socket owner "no-such-user-wasmilter"`) {
+		t.Fatalf("unknown owner: %v", err)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		t.Fatal("a socket was created for a refused owner")
+	}
+	if os.Geteuid() != 0 {
+		// Giving a file away takes root; the error must say so plainly.
+		_, err := ListenSocket("unix:"+path, SocketOptions{Mode: 0o660, Owner: "65534"})
+		if err == nil || !strings.Contains(err.Error(), "setting owner 65534") {
+			t.Fatalf("chown as non-root: %v", err)
+		}
+		t.Skip("not root: the owner and group themselves are not testable")
+	}
+	ln, err := ListenSocket("unix:"+path, SocketOptions{Mode: 0o660, Owner: "65534", Group: "65533"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if st.Uid != 65534 || st.Gid != 65533 || fi.Mode().Perm() != 0o660 {
+		t.Errorf("socket uid %d gid %d mode %v, want 65534 65533 0660", st.Uid, st.Gid, fi.Mode().Perm())
+	}
+	// Names are looked up (root exists everywhere).
+	path2 := filepath.Join(filepath.Dir(path), "n.sock")
+	ln2, err := ListenSocket("unix:"+path2, SocketOptions{Owner: "root", Group: "root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln2.Close()
 }

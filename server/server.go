@@ -254,7 +254,8 @@ func (s *Server) listenConfigured() (net.Listener, error) {
 			return nil, s.cfg.Errorf("milter.listen", "%v", err)
 		}
 	}
-	ln, err := milter.Listen(s.cfg.Milter.Listen, os.FileMode(mode))
+	ln, err := milter.ListenSocket(s.cfg.Milter.Listen, milter.SocketOptions{Mode: os.FileMode(mode),
+		Owner: s.cfg.Milter.SocketOwner, Group: s.cfg.Milter.SocketGroup})
 	if err != nil {
 		return nil, s.cfg.Errorf("milter.listen", "%v", err)
 	}
