@@ -42,11 +42,11 @@ func TestEveryKeyIsWrittenInConfigToml(t *testing.T) {
 	text := string(mustRead(t, "../config.toml"))
 	pos := scanPositions(text)
 	for table, keys := range map[string][]string{
-		"milter": knownKeys([]string{"milter"}), "log": knownKeys([]string{"log"}),
+		"milter": knownKeys([]string{"milter"}), "log": knownKeys([]string{"log"}), "limits": knownKeys([]string{"limits"}),
 		"runtime": knownKeys([]string{"runtime"}), "stamp": knownKeys([]string{"stamp"}),
 		"cache": knownKeys([]string{"cache"}), "retry": knownKeys([]string{"retry"}), "admin": knownKeys([]string{"admin"}),
 		"plugins[0]": knownKeys([]string{"plugins"}),
-		"notify": knownKeys([]string{"notify"}), "notify.policy": knownKeys([]string{"notify", "policy"}),
+		"notify":     knownKeys([]string{"notify"}), "notify.policy": knownKeys([]string{"notify", "policy"}),
 	} {
 		for _, k := range keys {
 			if _, ok := pos[table+"."+k]; !ok {
@@ -131,6 +131,11 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 		{"bad size", "[[plugins]]\nname = \"a\"\npath = \"a.wasm\"\nmemory = \"lots\"\n", []string{"f.toml:4:", "is not a size"}},
 		{"syntax", "[milter\nlisten = 1\n", []string{"f.toml:2:", "to end table name"}},
 		{"wrong type", "[milter]\nlisten = 8897\n", []string{"f.toml:2:", "listen"}},
+		{"bad limits", "[limits]\nmax_headers = 0\nmax_header_bytes = \"1KiB\"\nmax_body_bytes = \"1KiB\"\non_limit = \"drop\"\n",
+			[]string{"f.toml:2: limits.max_headers: 0: must be from 1", "f.toml:3: limits.max_header_bytes: 1KiB: must be from 16KiB",
+				"f.toml:4: limits.max_body_bytes: 1KiB: must be at least 64KiB", "f.toml:5: limits.on_limit: \"drop\""}},
+		{"unknown limit", "[limits]\nmax_bytes = 1\n",
+			[]string{"f.toml:2: limits.max_bytes: unknown key (this table takes: max_headers, max_header_bytes, max_body_bytes, on_limit)"}},
 		{"socket group on tcp", "[milter]\nlisten = \"inet:127.0.0.1:1\"\nsocket_group = \"postfix\"\n",
 			[]string{"f.toml:3: milter.socket_group: applies only to a unix socket"}},
 		{"bad values", `

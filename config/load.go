@@ -160,8 +160,9 @@ func unknownKeyMsg(k toml.Key) string {
 // knownKeys lists the keys a table path accepts.
 func knownKeys(table toml.Key) []string {
 	fields := map[string][]string{
-		"":        {"milter", "log", "runtime", "stamp", "cache", "retry", "admin", "notify", "plugins"},
+		"":        {"milter", "limits", "log", "runtime", "stamp", "cache", "retry", "admin", "notify", "plugins"},
 		"milter":  {"listen", "socket_mode", "socket_owner", "socket_group", "read_timeout", "write_timeout", "shutdown_timeout", "max_packet"},
+		"limits":  {"max_headers", "max_header_bytes", "max_body_bytes", "on_limit"},
 		"log":     {"level", "format"},
 		"runtime": {"compilation_cache"},
 		"stamp":   {"header", "keys"},

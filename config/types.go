@@ -10,6 +10,7 @@ import (
 // Config is the whole of config.toml.
 type Config struct {
 	Milter  Milter   `toml:"milter"`
+	Limits  Limits   `toml:"limits"`
 	Log     Log      `toml:"log"`
 	Runtime Runtime  `toml:"runtime"`
 	Stamp   Stamp    `toml:"stamp"`

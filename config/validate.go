@@ -29,6 +29,7 @@ func (v *validator) fail(key, format string, args ...any) {
 func (c *Config) validate(pos positions) error {
 	v := &validator{source: c.Source, pos: pos}
 	c.validateMilter(v)
+	c.validateLimits(v)
 	c.validateLog(v)
 	c.validateStamp(v)
 	c.validateCache(v)

@@ -31,6 +31,9 @@ type Options struct {
 	Clock      func() time.Time // nil: time.Now
 	Logger     *slog.Logger     // nil: slog.Default()
 	MaxHeaders int              // headers kept per message; 0: 10,000
+	// Limits bound a message's header bytes and body, and say what a
+	// message over any limit (MaxHeaders included) gets.
+	Limits Limits
 }
 
 // Pipeline implements milter.Backend.
@@ -44,6 +47,7 @@ type Pipeline struct {
 	clock         func() time.Time
 	log           *slog.Logger
 	maxHeaders    int
+	limits        Limits
 }
 
 // New returns a pipeline running opts.Chain.
@@ -59,6 +63,7 @@ func New(opts Options) *Pipeline {
 	if p.maxHeaders == 0 {
 		p.maxHeaders = 10_000
 	}
+	p.limits = opts.Limits.withDefaults()
 	return p
 }
 

@@ -29,26 +29,25 @@ type session struct {
 
 // message is the state of the message in progress.
 type message struct {
-	open       bool
-	accepted   bool // a plugin accepted: later hooks are skipped, gathered changes still apply
-	ended      bool // a terminal verdict was answered; nothing more runs for this message
-	stamp      abi.Stamp
-	hasStamp   bool
-	record     abi.Record
-	hasRecord  bool
-	props      abi.Properties
-	hasProps   bool
-	identity   stamp.Identity // the ledger key: the carried stamp's id, or the derived identity
-	firstSeen  time.Time      // the stamp's time
-	known      bool           // the ledger has a record of this identity
-	arrival    retry.Action   // what the record's state says about this arrival
-	recorded   bool           // a deferral of this attempt is in the ledger
-	actions    []abi.Action
-	decidedBy  string
-	verdict    abi.Verdict
-	dropped    int // headers beyond MaxHeaders
-	failures   int
-	headerSize int
+	open      bool
+	accepted  bool // a plugin accepted: later hooks are skipped, gathered changes still apply
+	ended     bool // a terminal verdict was answered; nothing more runs for this message
+	stamp     abi.Stamp
+	hasStamp  bool
+	record    abi.Record
+	hasRecord bool
+	props     abi.Properties
+	hasProps  bool
+	identity  stamp.Identity // the ledger key: the carried stamp's id, or the derived identity
+	firstSeen time.Time      // the stamp's time
+	known     bool           // the ledger has a record of this identity
+	arrival   retry.Action   // what the record's state says about this arrival
+	recorded  bool           // a deferral of this attempt is in the ledger
+	actions   []abi.Action
+	decidedBy string
+	verdict   abi.Verdict
+	limits    limitState // the message counted against the limits (limits.go)
+	failures  int
 }
 
 func (p *Pipeline) newSession(m Macros) *session {
@@ -135,11 +134,9 @@ func (s *session) Rcpt(to string, args []string) milter.Reply {
 
 // Header implements milter.Session.
 func (s *session) Header(name, value string) {
-	if len(s.ev.Headers) >= s.p.maxHeaders {
-		s.msg.dropped++
+	if !s.admitHeader(name, value) {
 		return
 	}
-	s.msg.headerSize += len(name) + len(value) + 4
 	s.ev.Headers = append(s.ev.Headers, abi.Header{Name: name, Value: value})
 }
 
@@ -147,9 +144,8 @@ func (s *session) Header(name, value string) {
 // the ledger is consulted and the stamp minted before any plugin sees the
 // whole header.
 func (s *session) EndOfHeaders() milter.Reply {
-	if s.msg.dropped > 0 {
-		s.p.log.Warn("message has more headers than are kept; policy sees the first ones",
-			"queue_id", s.ev.QueueID, "kept", len(s.ev.Headers), "dropped", s.msg.dropped)
+	if reply, done := s.headerLimit(); done {
+		return reply
 	}
 	if reply, done := s.identify(); done {
 		s.msg.ended = true
@@ -158,8 +154,10 @@ func (s *session) EndOfHeaders() milter.Reply {
 	return s.messageStage(abi.HookHeaders)
 }
 
-// BodyChunk implements milter.Session. No ABI-1 plugin reads the body yet.
-func (s *session) BodyChunk([]byte) milter.Reply { return milter.Reply{} }
+// BodyChunk implements milter.Session: the body is counted against its
+// limit (it is sent only when a plugin reads it). No ABI-1 plugin reads
+// its bytes yet.
+func (s *session) BodyChunk(chunk []byte) milter.Reply { return s.bodyLimit(len(chunk)) }
 
 // EndOfMessage implements milter.Session: the last hook runs and every
 // gathered change goes out with the final reply.

@@ -105,8 +105,8 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Server, erro
 		return nil, err
 	}
 	chain := plugins.NewChain(loaded...)
-	pl := pipeline.New(pipeline.Options{Chain: chain, Stamps: codec, Ledger: ledger, Policy: retryPolicy(cfg),
-		AcceptOnStoreError: cfg.Retry.OnStoreError == "accept", Cache: props, Clock: opts.Clock, Logger: log})
+	pl := pipeline.New(withLimits(pipeline.Options{Chain: chain, Stamps: codec, Ledger: ledger, Policy: retryPolicy(cfg),
+		AcceptOnStoreError: cfg.Retry.OnStoreError == "accept", Cache: props, Clock: opts.Clock, Logger: log}, cfg))
 	s := &Server{cfg: cfg, log: log, cache: props, ledger: ledger, ownsLedger: owns, host: host, chain: chain,
 		pipeline: pl, listen: opts.Listener, notices: notices}
 	s.milter = &milter.Server{Backend: pl, ReadTimeout: cfg.Milter.ReadTimeout.Duration,
