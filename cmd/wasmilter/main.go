@@ -31,6 +31,7 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"serve":   runServe,
 	"check":   runCheck,
+	"plugin":  runPlugin,
 	"replay":  runReplay,
 	"queue":   runQueue,
 	"cache":   runCache,
@@ -72,6 +73,7 @@ func usage(w io.Writer) {
 commands:
   serve    attach to Postfix or Sendmail and filter mail
   check    validate the config and compile every plugin; exit 1 on any problem
+  plugin   new NAME: scaffold a Go plugin with a test that runs it through the host
   replay   run a message file through the plugins as the MTA would, print the verdict and changes
   version  print the versions of wasmilter, its ABI and runtime
 
