@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -20,7 +21,21 @@ type Options struct {
 	Token  string       // "" : no token required
 	Clock  func() time.Time
 	Logger *slog.Logger
+	// Reload reloads the configuration from where it came from (POST
+	// /v1/reload) and returns the settings that need a restart; nil: the
+	// endpoint answers 501.
+	Reload func(context.Context) (restartNeeded []string, err error)
+	// Ready answers /readyz: nil when the server is serving, otherwise
+	// why not. nil: /readyz answers like /healthz.
+	Ready func(ctx context.Context) error
+	// Metrics serves /metrics; nil: 404.
+	Metrics http.Handler
 }
+
+// readyTimeout bounds one readiness check: a probe must get its answer
+// before its own timeout (often 1 s), and an unreachable ledger must read
+// as "not ready", not as a hung probe.
+const readyTimeout = 900 * time.Millisecond
 
 // Cache is what the API needs of the property cache: its counters, and
 // flushing. Stats is encoded as JSON as it is.
@@ -40,9 +55,9 @@ func NewHandler(o Options) http.Handler {
 	}
 	a := &api{o: o}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	if o.Metrics != nil {
+		mux.Handle("GET /metrics", o.Metrics)
+	}
 	mux.HandleFunc("GET /v1/queue", a.withLedger(a.listQueue))
 	mux.HandleFunc("GET /v1/queue/{id}", a.withLedger(a.showRecord))
 	mux.HandleFunc("POST /v1/queue/{id}/release", a.withLedger(a.transition("release")))
@@ -51,7 +66,47 @@ func NewHandler(o Options) http.Handler {
 	mux.HandleFunc("POST /v1/queue/purge", a.withLedger(a.purge))
 	mux.HandleFunc("GET /v1/cache/stats", a.withCache(a.cacheStats))
 	mux.HandleFunc("POST /v1/cache/flush", a.withCache(a.cacheFlush))
-	return a.authorize(mux)
+	mux.HandleFunc("POST /v1/reload", a.reload)
+	// The probes are answered without the token: a load balancer, systemd
+	// or an orchestrator probing liveness should not hold the admin
+	// secret, and all they learn is up or down and, when down, why.
+	probes := http.NewServeMux()
+	probes.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writePlain(w, http.StatusOK, "ok")
+	})
+	probes.HandleFunc("GET /readyz", a.ready)
+	probes.Handle("/", a.authorize(mux))
+	return probes
+}
+
+// ready answers 200 "ready" while the server serves, otherwise 503 with
+// the reason on one line.
+func (a *api) ready(w http.ResponseWriter, r *http.Request) {
+	if a.o.Ready == nil {
+		writePlain(w, http.StatusOK, "ready")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	if err := a.o.Ready(ctx); err != nil {
+		writePlain(w, http.StatusServiceUnavailable, "not ready: "+oneLine(err.Error()))
+		return
+	}
+	writePlain(w, http.StatusOK, "ready")
+}
+
+// writePlain answers a probe with one line of text, which is what probes
+// and people with curl read.
+func writePlain(w http.ResponseWriter, status int, line string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(line + "\n"))
+}
+
+// oneLine keeps a reason on one line, whatever a wrapped error carried.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
 
 type api struct{ o Options }
@@ -127,4 +182,23 @@ type Error struct {
 
 func writeError(w http.ResponseWriter, status int, err error) {
 	writeJSON(w, status, Error{Error: strings.TrimSpace(err.Error())})
+}
+
+// reload answers POST /v1/reload: 200 with the settings that need a
+// restart, or 422 with why the new configuration was refused (the running
+// one stays).
+func (a *api) reload(w http.ResponseWriter, r *http.Request) {
+	if a.o.Reload == nil {
+		writeError(w, http.StatusNotImplemented, errors.New("this server cannot reload (it was not started from a config it can read again)"))
+		return
+	}
+	restart, err := a.o.Reload(r.Context())
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, err)
+		return
+	}
+	if restart == nil {
+		restart = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"reloaded": true, "restart_needed": restart})
 }

@@ -31,7 +31,7 @@ func (s *Server) runJanitor(ctx context.Context) {
 // purgeFinished runs one round of the janitor.
 func (s *Server) purgeFinished(ctx context.Context) {
 	now := s.clock()
-	for _, f := range retryPolicy(s.cfg).Purges(now) {
+	for _, f := range retryPolicy(s.currentGeneration().cfg).Purges(now) {
 		n, err := s.ledger.Purge(ctx, f)
 		if err != nil {
 			if ctx.Err() == nil {

@@ -177,12 +177,12 @@ func (d *delayNotices) shutdown(ctx context.Context) {
 	})
 }
 
-// Notifier returns the delay notifier, nil when there is none.
+// Notifier returns the current delay notifier, nil when there is none.
 func (s *Server) Notifier() *notify.Notifier {
-	if s.notices == nil {
-		return nil
+	if n := s.currentGeneration().notices; n != nil {
+		return n.notifier
 	}
-	return s.notices.notifier
+	return nil
 }
 
 // SweepNotices runs one sweep of the delay notices now, in the caller's
@@ -191,8 +191,9 @@ func (s *Server) Notifier() *notify.Notifier {
 // sweeper on a simulated clock. Without a ledger or a delay policy it does
 // nothing.
 func (s *Server) SweepNotices(ctx context.Context) (retry.SweepStats, error) {
-	if s.notices == nil {
+	n := s.currentGeneration().notices
+	if n == nil {
 		return retry.SweepStats{}, nil
 	}
-	return s.notices.sweeper.Sweep(ctx, s.notices.notifier.Visit)
+	return n.sweeper.Sweep(ctx, n.notifier.Visit)
 }

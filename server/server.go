@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,7 +22,6 @@ import (
 	"github.com/wasmilter/wasmilter/plugins"
 	"github.com/wasmilter/wasmilter/plugins/builtin"
 	"github.com/wasmilter/wasmilter/retry"
-	"github.com/wasmilter/wasmilter/stamp"
 )
 
 // Options are what Build takes besides the Config.
@@ -37,6 +35,9 @@ type Options struct {
 	// NoticeSender replaces the SMTP submission of delay notices to
 	// [notify] smtp (replay records the notices instead of sending them).
 	NoticeSender notify.Sender
+	// LoadConfig reads the configuration again for a reload (SIGHUP, the
+	// admin API's POST /v1/reload); nil: the server cannot reload.
+	LoadConfig func() (*config.Config, error)
 }
 
 // Server is a built wasmilter, ready to serve.
@@ -47,8 +48,7 @@ type Server struct {
 	ledger      retry.Ledger
 	ownsLedger  bool
 	host        *plugins.Host
-	chain       *plugins.Chain
-	pipeline    *pipeline.Pipeline
+	shared      shared
 	milter      *milter.Server
 	admin       *http.Server // nil when [admin] listen is ""
 	listen      func() (net.Listener, error)
@@ -57,7 +57,12 @@ type Server struct {
 	janitorCtx  context.Context
 	stopJanitor context.CancelFunc
 	janitorDone chan struct{}
-	notices     *delayNotices // nil without a ledger or a delay policy
+
+	genMu       sync.Mutex
+	current     *generation   // what new MTA sessions run on; replaced by Reload
+	generations []*generation // every generation not known to be released, current included
+	serving     bool          // Serve was called: a new generation's sweeper starts at once
+	reloadMu    sync.Mutex    // one reload at a time
 }
 
 // Build constructs every part from cfg and checks it. On error nothing is
@@ -66,14 +71,6 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Server, erro
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
-	}
-	keys, err := cfg.StampKeys()
-	if err != nil {
-		return nil, cfg.Errorf("stamp.keys", "%v", err)
-	}
-	codec, err := stamp.NewCodec(cfg.Stamp.Header, keys)
-	if err != nil {
-		return nil, cfg.Errorf("stamp", "%v", err)
 	}
 	props, err := cache.New(cache.Config{MaxEntries: cfg.Cache.MaxEntries, MaxBytes: int64(cfg.Cache.MaxBytes),
 		TTL: cfg.Cache.TTL.Duration, KVShare: cfg.Cache.KVShare, Clock: opts.Clock})
@@ -89,31 +86,24 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Server, erro
 		closeIf(owns, ledger)
 		return nil, err
 	}
-	loaded, err := LoadPlugins(ctx, host, cfg)
+	sh := shared{host: host, ledger: ledger, cache: props, opts: opts, log: log}
+	gen, err := buildGeneration(ctx, cfg, sh)
 	if err != nil {
 		host.Close(ctx)
 		closeIf(owns, ledger)
 		return nil, err
 	}
-	notices, err := buildNotices(ctx, cfg, host, ledger, props, opts, log)
-	if err != nil {
-		for _, p := range loaded {
-			p.Close(ctx)
-		}
-		host.Close(ctx)
-		closeIf(owns, ledger)
-		return nil, err
-	}
-	chain := plugins.NewChain(loaded...)
-	pl := pipeline.New(withLimits(pipeline.Options{Chain: chain, Stamps: codec, Ledger: ledger, Policy: retryPolicy(cfg),
-		AcceptOnStoreError: cfg.Retry.OnStoreError == "accept", Cache: props, Clock: opts.Clock, Logger: log}, cfg))
-	s := &Server{cfg: cfg, log: log, cache: props, ledger: ledger, ownsLedger: owns, host: host, chain: chain,
-		pipeline: pl, listen: opts.Listener, notices: notices}
-	s.milter = &milter.Server{Backend: pl, ReadTimeout: cfg.Milter.ReadTimeout.Duration,
+	s := &Server{cfg: cfg, log: log, cache: props, ledger: ledger, ownsLedger: owns, host: host, shared: sh,
+		listen: opts.Listener, current: gen, generations: []*generation{gen}}
+	s.milter = &milter.Server{Backend: backend{s}, ReadTimeout: cfg.Milter.ReadTimeout.Duration,
 		WriteTimeout: cfg.Milter.WriteTimeout.Duration, MaxPacket: int(cfg.Milter.MaxPacket), Logger: log}
 	if cfg.Admin.Listen != "" {
-		handler := admin.NewHandler(admin.Options{Ledger: ledger, Policy: retryPolicy(cfg), Cache: adminCache{props},
-			Token: cfg.Admin.Token, Clock: opts.Clock, Logger: log})
+		ao := admin.Options{Ledger: ledger, Policy: retryPolicy(cfg), Cache: adminCache{props},
+			Token: cfg.Admin.Token, Clock: opts.Clock, Logger: log}
+		if opts.LoadConfig != nil {
+			ao.Reload = s.ReloadConfig
+		}
+		handler := admin.NewHandler(ao)
 		s.admin = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	}
 	if s.listen == nil {
@@ -280,11 +270,11 @@ func (a adminCache) FlushKey(key string) (bool, error) {
 	return a.c.Delete(k), nil
 }
 
-// Chain returns the loaded plugin chain.
-func (s *Server) Chain() *plugins.Chain { return s.chain }
+// Chain returns the current plugin chain.
+func (s *Server) Chain() *plugins.Chain { return s.currentGeneration().chain }
 
-// Pipeline returns the pipeline, for driving messages without an MTA.
-func (s *Server) Pipeline() *pipeline.Pipeline { return s.pipeline }
+// Pipeline returns the current pipeline, for driving messages without an MTA.
+func (s *Server) Pipeline() *pipeline.Pipeline { return s.currentGeneration().pipeline }
 
 // Listen opens the configured listener.
 func (s *Server) Listen() (net.Listener, error) { return s.listen() }
@@ -317,9 +307,9 @@ func (s *Server) ServeAdmin(ln net.Listener) error {
 // notify.sweep_interval and sends the notices it calls for.
 func (s *Server) Serve(ln net.Listener) error {
 	s.startJanitor()
-	s.notices.start()
-	s.log.Info("serving", "listen", ln.Addr().String(), "plugins", len(s.chain.Plugins()),
-		"hooks", s.chain.Hooks().String())
+	g := s.startServing()
+	s.log.Info("serving", "listen", ln.Addr().String(), "plugins", len(g.chain.Plugins()),
+		"hooks", g.chain.Hooks().String())
 	return s.milter.Serve(ln)
 }
 
@@ -329,7 +319,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { // notices in flight finish alongside the MTA sessions
 		defer close(done)
-		s.notices.shutdown(ctx)
+		s.currentGeneration().notices.shutdown(ctx)
 	}()
 	err := s.milter.Shutdown(ctx)
 	if s.admin != nil {
@@ -373,10 +363,15 @@ func (s *Server) stopJanitorAndWait() {
 
 func (s *Server) release() {
 	s.stopJanitorAndWait()
-	s.notices.shutdown(canceled)
+	s.genMu.Lock()
+	gens := s.generations
+	s.genMu.Unlock()
+	for _, g := range gens {
+		g.release(canceled)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := errors.Join(s.chain.Close(ctx), s.host.Close(ctx)); err != nil {
+	if err := s.host.Close(ctx); err != nil {
 		s.log.Warn("releasing plugins", "err", err)
 	}
 	if s.ownsLedger {

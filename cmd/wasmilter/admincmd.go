@@ -307,3 +307,28 @@ func truncate(s string, n int) string {
 	}
 	return s[:n-1] + "…"
 }
+
+// runReload asks the running server to read its configuration again, as
+// SIGHUP does, and reports what it said: refused (the running config
+// stays), or reloaded, with the settings that wait for a restart.
+func runReload(args []string, stdout, stderr io.Writer) error {
+	fs, client := adminFlags("reload", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	var out struct {
+		RestartNeeded []string `json:"restart_needed"`
+	}
+	if _, err := c.do(http.MethodPost, "/v1/reload", nil, &out); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "reloaded")
+	if len(out.RestartNeeded) > 0 {
+		fmt.Fprintf(stdout, "changed, but applied only after a restart: %s\n", strings.Join(out.RestartNeeded, ", "))
+	}
+	return nil
+}

@@ -8,6 +8,8 @@
 //	wasmilter queue   list|show|release|hold|expire|purge
 //	                                   the records of deferred messages
 //	wasmilter cache   stats|flush      the header property cache
+//	wasmilter reload                   reload the running server's config
+//	wasmilter plugin  new NAME         scaffold a Go plugin with its test
 //	wasmilter version                  print versions
 //
 // Without -config the built-in defaults are used: the repository's
@@ -35,6 +37,7 @@ var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
 	"replay":  runReplay,
 	"queue":   runQueue,
 	"cache":   runCache,
+	"reload":  runReload,
 	"version": runVersion,
 }
 
@@ -75,6 +78,9 @@ commands:
   check    validate the config and compile every plugin; exit 1 on any problem
   plugin   new NAME: scaffold a Go plugin with a test that runs it through the host
   replay   run a message file through the plugins as the MTA would, print the verdict and changes
+  queue    list|show|release|hold|expire|purge the records of deferred messages (running server)
+  cache    stats|flush the header property cache (running server)
+  reload   make the running server read its config again (like SIGHUP); exit 1 if it refused
   version  print the versions of wasmilter, its ABI and runtime
 
 Each command takes -config FILE; without it the built-in defaults apply.

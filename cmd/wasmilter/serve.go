@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/wasmilter/wasmilter/config"
 	"github.com/wasmilter/wasmilter/milter"
@@ -35,7 +36,8 @@ func runServe(args []string, _, stderr io.Writer) error {
 	log := server.NewLogger(cfg.Log, stderr)
 	slog.SetDefault(log)
 	ctx := context.Background()
-	srv, err := server.Build(ctx, cfg, server.Options{Logger: log})
+	reread := func() (*config.Config, error) { return loadConfig(*cfgPath) }
+	srv, err := server.Build(ctx, cfg, server.Options{Logger: log, LoadConfig: reread})
 	if err != nil {
 		return err
 	}
@@ -76,9 +78,7 @@ func waitForSignals(srv *server.Server, cfg *config.Config, log *slog.Logger, se
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				// Not fatal: the default action would kill the filter
-				// and defer all mail. Reloading comes with a later version.
-				log.Warn("SIGHUP received: this version does not reload its configuration; restart to apply changes")
+				reload(srv, log)
 				continue
 			}
 			return drain(srv, cfg, log, sig, served)
@@ -100,4 +100,20 @@ func drain(srv *server.Server, cfg *config.Config, log *slog.Logger, sig os.Sign
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// reload applies SIGHUP: read the config again and swap in what it builds.
+// A config that does not build changes nothing, and the error is logged;
+// the server never stops over a reload.
+func reload(srv *server.Server, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	restart, err := srv.ReloadConfig(ctx)
+	if err != nil {
+		log.Error("SIGHUP: reload refused", "err", err)
+		return
+	}
+	if len(restart) > 0 {
+		log.Warn("SIGHUP: reloaded; these settings changed but take effect only after a restart", "settings", restart)
+	}
 }

@@ -1,0 +1,71 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/wasmilter/wasmilter/config"
+	"github.com/wasmilter/wasmilter/plugins"
+	"github.com/wasmilter/wasmilter/sdk/abi"
+)
+
+// TestRetiredGenerationIsReleased: a generation replaced by a reload is
+// released once its last session ends (at once when it has none), and its
+// plugins refuse further calls; the current one keeps working.
+func TestRetiredGenerationIsReleased(t *testing.T) {
+	cfg, err := config.Parse([]byte("[runtime]\ncompilation_cache = \"\"\n[retry]\nstore = \"\"\n[admin]\nlisten = \"\"\n"), "t.toml", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Build(context.Background(), cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	first := s.currentGeneration()
+	held := s.enterCurrent() // a session open across the reload
+	if _, err := s.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	second := s.currentGeneration()
+	if second == first {
+		t.Fatal("reload did not make a new generation")
+	}
+	if failed(first.chain) {
+		t.Fatal("the old generation was released while a session still held it")
+	}
+	held.leave()
+	waitUntil(t, func() bool { return failed(first.chain) }, "the old generation's plugins to close after its last session")
+
+	if _, err := s.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return failed(second.chain) }, "a generation without sessions to close at once")
+	if failed(s.currentGeneration().chain) {
+		t.Fatal("the current generation does not work")
+	}
+	s.genMu.Lock()
+	kept := len(s.generations)
+	s.genMu.Unlock()
+	if kept > 2 {
+		t.Errorf("%d generations kept after two reloads, want the released ones dropped", kept)
+	}
+}
+
+// failed reports whether a call to the chain's stamp plugin fails.
+func failed(c *plugins.Chain) bool {
+	res := c.Run(context.Background(), abi.HookMessage, &abi.Event{}, nil)
+	return len(res.Failures) > 0
+}
+
+func waitUntil(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
