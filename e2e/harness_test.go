@@ -65,6 +65,9 @@ func startFilterIn(t *testing.T, toml, dir string, opts server.Options) *filter 
 	if err != nil {
 		t.Fatalf("config:\n%v", err)
 	}
+	if !strings.Contains(toml, "compilation_cache") {
+		cfg.Runtime.CompilationCache = wasmtest.CompilationCacheDir(t)
+	}
 	opts.Logger = testLogger(t)
 	if !strings.Contains(toml, "listen") {
 		opts.Listener = func() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }

@@ -88,7 +88,8 @@ var (
 
 func sharedHost(t *testing.T) *plugins.Host {
 	hostOnce.Do(func() {
-		host, hostErr = plugins.NewHost(context.Background(), plugins.HostConfig{Logger: quiet()})
+		host, hostErr = plugins.NewHost(context.Background(), plugins.HostConfig{Logger: quiet(),
+			CompilationCacheDir: wasmtest.CompilationCacheDir(t)})
 	})
 	if hostErr != nil {
 		t.Fatal(hostErr)

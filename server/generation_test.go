@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wasmilter/wasmilter/config"
+	"github.com/wasmilter/wasmilter/internal/wasmtest"
 	"github.com/wasmilter/wasmilter/plugins"
 	"github.com/wasmilter/wasmilter/sdk/abi"
 )
@@ -16,7 +17,7 @@ import (
 // released once its last session ends (at once when it has none), and its
 // plugins refuse further calls; the current one keeps working.
 func TestRetiredGenerationIsReleased(t *testing.T) {
-	cfg, err := config.Parse([]byte("[runtime]\ncompilation_cache = \"\"\n[retry]\nstore = \"\"\n[admin]\nlisten = \"\"\n"), "t.toml", t.TempDir())
+	cfg, err := config.Parse([]byte("[runtime]\ncompilation_cache = \""+wasmtest.CompilationCacheDir(t)+"\"\n[retry]\nstore = \"\"\n[admin]\nlisten = \"\"\n"), "t.toml", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wasmilter/wasmilter/config"
+	"github.com/wasmilter/wasmilter/internal/wasmtest"
 	"github.com/wasmilter/wasmilter/retry"
 	"github.com/wasmilter/wasmilter/stamp"
 )
@@ -39,7 +40,7 @@ func TestJanitorPurgesFinishedRecords(t *testing.T) {
 	now = now.Add(8 * 24 * time.Hour) // past keep_passed (7d)
 	recent := record("recent", true)
 
-	cfg, err := config.Parse([]byte("[runtime]\ncompilation_cache = \"\"\n[admin]\nlisten = \"\"\n"), "t.toml", t.TempDir())
+	cfg, err := config.Parse([]byte("[runtime]\ncompilation_cache = \""+wasmtest.CompilationCacheDir(t)+"\"\n[admin]\nlisten = \"\"\n"), "t.toml", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func TestJanitorPurgesFinishedRecords(t *testing.T) {
 // TestReleaseWithoutServe: a server built but never served (check) releases
 // cleanly, and a janitor never starts after it.
 func TestReleaseWithoutServe(t *testing.T) {
-	cfg, err := config.Parse([]byte("[runtime]\ncompilation_cache = \"\"\n[retry]\nstore = \"\"\n"), "t.toml", t.TempDir())
+	cfg, err := config.Parse([]byte("[runtime]\ncompilation_cache = \""+wasmtest.CompilationCacheDir(t)+"\"\n[retry]\nstore = \"\"\n"), "t.toml", t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	gomilter "github.com/emersion/go-milter"
 	"github.com/emersion/go-message/textproto"
+	gomilter "github.com/emersion/go-milter"
 
 	"github.com/wasmilter/wasmilter/config"
 	"github.com/wasmilter/wasmilter/internal/wasmtest"
@@ -74,7 +74,7 @@ func (f *reloadFixture) write(greeting, plugin string) {
 	toml := fmt.Sprintf(`[milter]
 listen = "unix:%s"
 [runtime]
-compilation_cache = "cache"
+compilation_cache = %q
 [retry]
 store = "bolt:ledger.db"
 [admin]
@@ -84,7 +84,7 @@ name = "hello"
 path = %q
 [plugins.config]
 greeting = %q
-`, f.sock, plugin, greeting)
+`, f.sock, wasmtest.CompilationCacheDir(f.t), plugin, greeting)
 	if err := os.WriteFile(f.path, []byte(toml), 0o644); err != nil {
 		f.t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func TestServeReloads(t *testing.T) {
 		return writeFile(t, dir, "w.toml", fmt.Sprintf(`[milter]
 listen = "unix:%s"
 [runtime]
-compilation_cache = ""
+compilation_cache = %q
 [retry]
 store = "bolt:ledger.db"
 [admin]
@@ -38,7 +38,7 @@ name = "hello"
 path = %q
 [plugins.config]
 greeting = %q
-`, sock, adminAddr, plugin, greeting))
+`, sock, wasmtest.CompilationCacheDir(t), adminAddr, plugin, greeting))
 	}
 	cfg := config("one", hello)
 	p := startServeProcess(t, bin, cfg, sock)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/emersion/go-message/textproto"
 	gomilter "github.com/emersion/go-milter"
+
+	"github.com/wasmilter/wasmilter/internal/wasmtest"
 )
 
 // buildBinary builds the command once per test process.
@@ -85,7 +87,7 @@ func startServeWith(t *testing.T, shutdownTimeout, extra string) (string, *proce
 	sock := filepath.Join(dir, "milter.sock")
 	adminAddr := freeLoopbackAddr(t)
 	cfg := writeFile(t, dir, "w.toml", "[milter]\nlisten = \"unix:"+sock+"\"\nshutdown_timeout = \""+shutdownTimeout+
-		"\"\n[runtime]\ncompilation_cache = \"\"\n[admin]\nlisten = \""+adminAddr+"\"\n"+extra)
+		"\"\n[runtime]\ncompilation_cache = \""+wasmtest.CompilationCacheDir(t)+"\"\n[admin]\nlisten = \""+adminAddr+"\"\n"+extra)
 	return sock, startServeProcess(t, bin, cfg, sock), adminAddr
 }
 

@@ -45,7 +45,8 @@ func sharedHost(tb testing.TB) *plugins.Host {
 		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 		// A fixed clock: the delaynotify tests compute every age from it.
 		clock := func() time.Time { return testNow }
-		host.h, host.err = plugins.NewHost(context.Background(), plugins.HostConfig{Logger: logger, Clock: clock})
+		host.h, host.err = plugins.NewHost(context.Background(), plugins.HostConfig{Logger: logger, Clock: clock,
+			CompilationCacheDir: wasmtest.CompilationCacheDir(tb)})
 	})
 	if host.err != nil {
 		tb.Fatalf("NewHost: %v", host.err)
