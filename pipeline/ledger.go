@@ -50,11 +50,12 @@ func (s *session) consultLedger(now time.Time) (milter.Reply, bool) {
 	case errors.Is(err, retry.ErrNotFound):
 		return milter.Reply{}, false
 	case err != nil:
-		s.p.log.Error("retry ledger lookup failed", "queue_id", s.ev.QueueID, "identity", s.msg.identity.String(),
-			"err", err, "on_store_error", s.storeErrorPolicy())
+		s.p.obs.StoreError("get")
+		s.p.log.Error("retry ledger lookup failed", s.logArgs("err", err, "on_store_error", s.storeErrorPolicy())...)
 		if s.p.acceptOnError {
 			return milter.Reply{}, false
 		}
+		s.decide(abi.TempFail, "retry ledger (on_store_error)", stageLedger, storeFailureReply)
 		return storeFailureReply, true
 	}
 	s.msg.known = true
@@ -72,10 +73,12 @@ func (s *session) consultLedger(now time.Time) (milter.Reply, bool) {
 // answer: never silence, never an endless loop of 4xx.
 func (s *session) expire(r retry.Reason, now time.Time) milter.Reply {
 	if _, err := s.p.ledger.Expire(s.ctx, s.msg.identity, now, r); err != nil && !errors.Is(err, retry.ErrTransition) {
-		s.p.log.Error("retry ledger: recording the expiry failed", "identity", s.msg.identity.String(), "err", err)
+		s.p.obs.StoreError("expire")
+		s.p.log.Error("retry ledger: recording the expiry failed", s.logArgs("err", err)...)
 	}
-	s.msg.verdict, s.msg.decidedBy = abi.Reject, "retry ledger (max_age)"
-	return milter.Reply{Action: milter.Reject, Code: r.Code, Enhanced: r.Enhanced, Text: r.Text}
+	reply := milter.Reply{Action: milter.Reject, Code: r.Code, Enhanced: r.Enhanced, Text: r.Text}
+	s.decide(abi.Reject, "retry ledger (max_age)", stageLedger, reply)
+	return reply
 }
 
 // recordDeferral writes the deferral to the ledger before it is answered.
@@ -96,8 +99,9 @@ func (s *session) recordDeferral(reply milter.Reply) bool {
 		Headers:    s.ledgerHeaders(),
 	})
 	if err != nil {
-		s.p.log.Error("retry ledger: recording a deferral failed", "queue_id", s.ev.QueueID,
-			"identity", s.msg.identity.String(), "err", err, "on_store_error", s.storeErrorPolicy())
+		s.p.obs.StoreError("defer")
+		s.p.log.Error("retry ledger: recording a deferral failed",
+			s.logArgs("err", err, "on_store_error", s.storeErrorPolicy())...)
 		return !s.p.acceptOnError
 	}
 	s.msg.recorded = true
@@ -110,7 +114,8 @@ func (s *session) recordPass() {
 		return
 	}
 	if _, err := s.p.ledger.Pass(s.ctx, s.msg.identity, s.attempt(retry.Reason{})); err != nil {
-		s.p.log.Warn("retry ledger: recording a pass failed", "identity", s.msg.identity.String(), "err", err)
+		s.p.obs.StoreError("pass")
+		s.p.log.Warn("retry ledger: recording a pass failed", s.logArgs("err", err)...)
 	}
 }
 

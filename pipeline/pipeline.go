@@ -34,6 +34,9 @@ type Options struct {
 	// Limits bound a message's header bytes and body, and say what a
 	// message over any limit (MaxHeaders included) gets.
 	Limits Limits
+	// Observer is told about sessions, messages and ledger failures, for
+	// metrics; nil counts nothing.
+	Observer Observer
 }
 
 // Pipeline implements milter.Backend.
@@ -48,6 +51,8 @@ type Pipeline struct {
 	log           *slog.Logger
 	maxHeaders    int
 	limits        Limits
+	obs           Observer
+	counters      *messageCounters
 }
 
 // New returns a pipeline running opts.Chain.
@@ -64,6 +69,11 @@ func New(opts Options) *Pipeline {
 		p.maxHeaders = 10_000
 	}
 	p.limits = opts.Limits.withDefaults()
+	p.obs = opts.Observer
+	if p.obs == nil {
+		p.obs = nopObserver{}
+	}
+	p.counters = resolveCounters(p.obs)
 	return p
 }
 

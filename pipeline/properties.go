@@ -22,8 +22,7 @@ func (s *session) parseProperties() {
 		var outcome cache.Outcome
 		if props, outcome = c.Lookup(key, src); outcome != cache.Hit {
 			if outcome == cache.Mismatch {
-				s.p.log.Warn("property cache: another header under this identity; parsed afresh",
-					"queue_id", s.ev.QueueID, "identity", s.msg.identity.String())
+				s.p.log.Warn("property cache: another header under this identity; parsed afresh", s.logArgs()...)
 			}
 			props = cache.Parse(fields, opts)
 			c.Store(key, src, props)

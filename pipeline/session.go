@@ -24,6 +24,7 @@ type session struct {
 
 	ev           abi.Event // connection fields persist; message fields are reset per message
 	connAccepted bool      // a plugin accepted at connect or helo: no policy for this connection
+	connStage    stage     // where the connection was accepted
 	msg          message
 }
 
@@ -46,12 +47,17 @@ type message struct {
 	actions   []abi.Action
 	decidedBy string
 	verdict   abi.Verdict
-	limits    limitState // the message counted against the limits (limits.go)
+	decided   bool         // verdict, decidedBy, decidedAt and reply are set: the message's outcome is known
+	decidedAt stage        // where it was decided
+	reply     milter.Reply // what the MTA was told when it was decided
+	phase     stage        // the last stage the message reached
+	limits    limitState   // the message counted against the limits (limits.go)
 	failures  int
 }
 
 func (p *Pipeline) newSession(m Macros) *session {
 	ctx, cancel := context.WithCancel(context.Background())
+	p.obs.SessionOpened()
 	return &session{p: p, macros: m, hooks: p.chain.Hooks(), ctx: ctx, cancel: cancel}
 }
 
@@ -102,7 +108,7 @@ func (s *session) connectionStage(h abi.Hook) milter.Reply {
 	}
 	res := s.run(h)
 	if res.Verdict == abi.Accept {
-		s.connAccepted = true
+		s.connAccepted, s.connStage = true, stageOf(h)
 	}
 	return toReply(res.Verdict, res.Reply)
 }
@@ -110,7 +116,7 @@ func (s *session) connectionStage(h abi.Hook) milter.Reply {
 // Mail implements milter.Session: a new message begins.
 func (s *session) Mail(from string, args []string) milter.Reply {
 	s.resetMessage()
-	s.msg.open = true
+	s.msg.open, s.msg.phase = true, stageMail
 	s.ev.From, s.ev.FromArgs = from, append(s.ev.FromArgs[:0], args...)
 	s.ev.QueueID, _ = s.macros.Macro("i")
 	return s.messageStage(abi.HookMail)
@@ -119,6 +125,7 @@ func (s *session) Mail(from string, args []string) milter.Reply {
 // Rcpt implements milter.Session. A reject or tempfail here refuses only
 // this recipient, which then takes no part in the message's identity.
 func (s *session) Rcpt(to string, args []string) milter.Reply {
+	s.msg.phase = stageRcpt
 	s.ev.Rcpts = append(s.ev.Rcpts, abi.Recipient{Addr: to, Args: append([]string(nil), args...)})
 	if s.msg.ended || s.msg.accepted || s.connAccepted || !s.hooks.Has(abi.HookRcpt) {
 		return milter.Reply{}
@@ -144,6 +151,7 @@ func (s *session) Header(name, value string) {
 // the ledger is consulted and the stamp minted before any plugin sees the
 // whole header.
 func (s *session) EndOfHeaders() milter.Reply {
+	s.msg.phase = stageHeaders
 	if reply, done := s.headerLimit(); done {
 		return reply
 	}
@@ -162,6 +170,7 @@ func (s *session) BodyChunk(chunk []byte) milter.Reply { return s.bodyLimit(len(
 // EndOfMessage implements milter.Session: the last hook runs and every
 // gathered change goes out with the final reply.
 func (s *session) EndOfMessage() (milter.Reply, []milter.Modification) {
+	s.msg.phase = stageMessage
 	reply := s.messageStage(abi.HookMessage)
 	if s.msg.accepted && reply.Action == milter.Continue {
 		reply.Action = milter.Accept
@@ -174,18 +183,26 @@ func (s *session) EndOfMessage() (milter.Reply, []milter.Modification) {
 		mods = toModifications(s.msg.actions)
 		s.recordPass()
 	}
-	s.logOutcome(reply, len(mods))
+	s.finish(reply, len(mods))
 	s.resetMessage()
 	return reply, mods
 }
 
-// Abort implements milter.Session.
-func (s *session) Abort() { s.resetMessage() }
+// Abort implements milter.Session. The milter server calls it for a
+// message its own reply ended (a reject, a deferral, an accept without
+// changes) as well as for one the MTA gave up.
+func (s *session) Abort() {
+	if s.msg.open {
+		s.finish(s.msg.reply, 0)
+	}
+	s.resetMessage()
+}
 
 // Close implements milter.Session.
 func (s *session) Close() {
 	s.cancel()
-	s.resetMessage()
+	s.Abort()
+	s.p.obs.SessionClosed()
 }
 
 // messageStage runs a message hook unless the message is already decided.
@@ -203,26 +220,33 @@ func (s *session) messageStage(h abi.Hook) milter.Reply {
 func (s *session) settle(res plugins.Result) milter.Reply {
 	s.msg.actions = append(s.msg.actions, res.Actions...)
 	if res.Verdict == abi.TempFail && s.msg.arrival == retry.Pass {
-		s.p.log.Info("released by the administrator: deferral not applied", "queue_id", s.ev.QueueID,
-			"identity", s.msg.identity.String(), "deferred_by", res.DecidedBy)
+		s.p.log.Info("released by the administrator: deferral not applied", s.logArgs("deferred_by", res.DecidedBy)...)
 		return milter.Reply{}
 	}
 	switch res.Verdict {
 	case abi.Continue:
 		return milter.Reply{}
 	case abi.Accept:
-		s.msg.accepted, s.msg.decidedBy, s.msg.verdict = true, res.DecidedBy, abi.Accept
+		s.msg.accepted = true
+		reply := milter.Reply{Action: milter.Accept}
+		s.decide(abi.Accept, res.DecidedBy, stageOf(s.ev.Hook), reply)
 		if len(s.msg.actions) > 0 {
 			return milter.Reply{}
 		}
-		return milter.Reply{Action: milter.Accept}
+		return reply
 	}
 	reply := toReply(res.Verdict, res.Reply)
 	if res.Verdict == abi.TempFail && !s.recordDeferral(reply) {
 		return milter.Reply{} // on_store_error = "accept": let it through unrecorded
 	}
-	s.msg.ended, s.msg.decidedBy, s.msg.verdict = true, res.DecidedBy, res.Verdict
+	s.msg.ended = true
+	s.decide(res.Verdict, res.DecidedBy, stageOf(s.ev.Hook), reply)
 	return reply
+}
+
+// decide records the message's outcome, for its log line and metrics.
+func (s *session) decide(v abi.Verdict, by string, at stage, reply milter.Reply) {
+	s.msg.verdict, s.msg.decidedBy, s.msg.decidedAt, s.msg.reply, s.msg.decided = v, by, at, reply, true
 }
 
 // run calls the chain for hook h with the event as it stands.
@@ -249,8 +273,8 @@ func (s *session) mintStamp(found stamp.Found) {
 		s.p.stamps.Format(minted)
 	if len(found.Invalid) > 0 {
 		st.State = abi.StampForged
-		s.p.log.Warn("message carries stamp headers that are not ours", "queue_id", s.ev.QueueID,
-			"occurrences", found.Invalid, "errors", errors.Join(found.Errors...))
+		s.p.log.Warn("message carries stamp headers that are not ours",
+			s.logArgs("occurrences", found.Invalid, "errors", errors.Join(found.Errors...))...)
 	}
 	s.msg.stamp, s.msg.hasStamp = st, true
 }
@@ -282,15 +306,71 @@ func (s *session) resetMessage() {
 	s.msg = message{actions: s.msg.actions[:0]}
 }
 
-func (s *session) logOutcome(reply milter.Reply, changes int) {
-	level := slog.LevelInfo
-	if s.msg.failures > 0 {
+// finish counts the message's outcome and logs it: at INFO when it is a
+// decision an admin cares about (a reject, a deferral, a discard, an
+// expiry, a message an admin released or held), at WARN when a plugin
+// failed, and otherwise at DEBUG, since a line per passing message costs
+// throughput. The arguments are built only when the line is logged.
+func (s *session) finish(reply milter.Reply, changes int) {
+	st, v := s.outcome(reply)
+	s.p.counters[st][v].Inc()
+	level := slog.LevelDebug
+	switch {
+	case s.msg.failures > 0:
 		level = slog.LevelWarn
+	case v == verdictReject || v == verdictTempFail || v == verdictDiscard,
+		s.msg.known, s.msg.arrival == retry.Pass, s.msg.arrival == retry.Hold:
+		level = slog.LevelInfo
 	}
-	s.p.log.Log(s.ctx, level, "message",
-		"queue_id", s.ev.QueueID, "identity", s.msg.identity.String(), "stamp", s.msg.stamp.HeaderValue,
-		"known", s.msg.known, "arrival", s.msg.arrival.String(), "recorded", s.msg.recorded,
-		"stamp_state", s.msg.stamp.State.String(), "from", s.ev.From, "rcpts", len(s.ev.Rcpts),
-		"action", reply.Action.String(), "decided_by", s.msg.decidedBy, "changes", changes,
-		"plugin_failures", s.msg.failures)
+	if !s.p.log.Enabled(s.ctx, level) {
+		return
+	}
+	s.p.log.Log(s.ctx, level, "message", s.logArgs(
+		"stage", Stages[st], "verdict", Verdicts[v], "action", reply.Action.String(),
+		"decided_by", s.msg.decidedBy, "known", s.msg.known, "arrival", s.msg.arrival.String(),
+		"recorded", s.msg.recorded, "stamp_state", s.msg.stamp.State.String(), "from", s.ev.From,
+		"rcpts", len(s.ev.Rcpts), "changes", changes, "plugin_failures", s.msg.failures)...)
+}
+
+// outcome is where and how the message ended.
+func (s *session) outcome(reply milter.Reply) (stage, verdict) {
+	switch {
+	case s.connAccepted:
+		return s.connStage, verdictAccept
+	case s.msg.decided:
+		return s.msg.decidedAt, verdictOf(s.msg.verdict)
+	case s.msg.phase == stageMessage:
+		return stageMessage, verdictOfReply(reply.Action)
+	}
+	return s.msg.phase, verdictAborted
+}
+
+// logArgs are the attributes that name the message in every line about it
+// (the MTA's queue ID, the identity and the stamp, once known), then more.
+func (s *session) logArgs(more ...any) []any {
+	args := make([]any, 0, 6+len(more))
+	args = append(args, "queue_id", s.ev.QueueID)
+	if !s.msg.identity.IsZero() {
+		args = append(args, "identity", s.msg.identity.String())
+	}
+	if s.msg.hasStamp {
+		args = append(args, "stamp", s.msg.stamp.HeaderValue)
+	}
+	return append(args, more...)
+}
+
+// LogAttrs implements plugins.LogContext: the plugin host's lines about
+// this message's calls carry the same attributes.
+func (s *session) LogAttrs() []slog.Attr {
+	attrs := make([]slog.Attr, 0, 3)
+	if s.ev.QueueID != "" {
+		attrs = append(attrs, slog.String("queue_id", s.ev.QueueID))
+	}
+	if !s.msg.identity.IsZero() {
+		attrs = append(attrs, slog.String("identity", s.msg.identity.String()))
+	}
+	if s.msg.hasStamp {
+		attrs = append(attrs, slog.String("stamp", s.msg.stamp.HeaderValue))
+	}
+	return attrs
 }

@@ -36,19 +36,23 @@ type KVStore interface {
 // call runs one hook of the plugin on an encoded event under the plugin's
 // deadline. A failure (nil on success) names the plugin and the hook; the
 // failed instance has been discarded.
+//
+// Its duration is observed from the start, waiting for an instance
+// included: that is the latency the message sees.
 func (p *Plugin) call(ctx context.Context, hook abi.Hook, event []byte, env Env) (abi.Answer, *Failure) {
 	p.stats.calls.Add(1)
 	if !p.enter() {
-		return abi.Answer{}, p.failure(hook, FailureUnavailable, fmt.Errorf("plugin is closed"))
+		return abi.Answer{}, p.failure(hook, FailureUnavailable, fmt.Errorf("plugin is closed"), env)
 	}
 	defer p.inflight.Done()
+	defer p.observe(hook, time.Now())
 
 	if err := ctx.Err(); err != nil { // the message is already given up on
-		return abi.Answer{}, p.failure(hook, classify(err, false), err)
+		return abi.Answer{}, p.failure(hook, classify(err, false), err, env)
 	}
 	inst, err := p.get(ctx)
 	if err != nil {
-		return abi.Answer{}, p.failure(hook, FailureUnavailable, err)
+		return abi.Answer{}, p.failure(hook, FailureUnavailable, err, env)
 	}
 	// The deadline bounds the guest's own code only, and so starts once an
 	// instance is in hand: starting a fresh Go instance (after a failure
@@ -60,14 +64,15 @@ func (p *Plugin) call(ctx context.Context, hook abi.Hook, event []byte, env Env)
 	if err != nil {
 		kind := classify(err, inst.memoryFull())
 		p.discard(inst)
-		return abi.Answer{}, p.failure(hook, kind, err)
+		return abi.Answer{}, p.failure(hook, kind, err, env)
 	}
 	p.put(inst)
 	return answer, nil
 }
 
-// failure counts, logs and words a failed call.
-func (p *Plugin) failure(hook abi.Hook, kind FailureKind, err error) *Failure {
+// failure counts, logs and words a failed call. The log line carries the
+// message's queue ID, identity and stamp when env knows them.
+func (p *Plugin) failure(hook abi.Hook, kind FailureKind, err error, env Env) *Failure {
 	p.stats.failures[kind].Add(1)
 	f := &Failure{
 		Plugin: p.spec.Name,
@@ -79,7 +84,9 @@ func (p *Plugin) failure(hook abi.Hook, kind FailureKind, err error) *Failure {
 	if kind == FailureTrap || kind == FailureOutOfMemory || kind == FailureExit {
 		level = slog.LevelError // the plugin is broken, not just slow or busy
 	}
-	p.logger.Log(context.Background(), level, "plugin failed", "plugin", p.spec.Name,
-		"hook", hook.String(), "kind", kind.String(), "on_error", p.spec.OnError.String(), "err", err)
+	attrs := append([]slog.Attr{slog.String("plugin", p.spec.Name), slog.String("hook", hook.String()),
+		slog.String("kind", kind.String()), slog.String("on_error", p.spec.OnError.String()), slog.Any("err", err)},
+		envAttrs(env)...)
+	p.logger.LogAttrs(context.Background(), level, "plugin failed", attrs...)
 	return f
 }

@@ -39,6 +39,15 @@ var failureKindNames = [numFailureKinds]string{
 	"timeout", "trap", "out_of_memory", "invalid_answer", "unavailable", "exit", "canceled",
 }
 
+// FailureKinds lists every kind, so metrics can show each one from zero.
+func FailureKinds() []FailureKind {
+	ks := make([]FailureKind, numFailureKinds)
+	for i := range ks {
+		ks[i] = FailureKind(i)
+	}
+	return ks
+}
+
 func (k FailureKind) String() string {
 	if k >= 0 && k < numFailureKinds {
 		return failureKindNames[k]

@@ -23,6 +23,7 @@ const (
 type guestLog struct {
 	logger     *slog.Logger
 	plugin     string
+	env        Env // the call's, for the message's log attributes; nil outside a call
 	linesLeft  int
 	suppressed int
 }
@@ -31,8 +32,9 @@ func newGuestLog(logger *slog.Logger, plugin string) *guestLog {
 	return &guestLog{logger: logger, plugin: plugin, linesLeft: maxGuestLinesPerCall}
 }
 
-// beginCall resets the per-call line budget.
-func (g *guestLog) beginCall() {
+// beginCall resets the per-call line budget and remembers the call's Env.
+func (g *guestLog) beginCall(env Env) {
+	g.env = env
 	g.linesLeft = maxGuestLinesPerCall
 	g.suppressed = 0
 }
@@ -40,10 +42,12 @@ func (g *guestLog) beginCall() {
 // endCall reports lines dropped by the budget, once per call.
 func (g *guestLog) endCall() {
 	if g.suppressed > 0 {
-		g.logger.Warn("plugin log lines suppressed", "plugin", g.plugin,
-			"lines", g.suppressed, "limit_per_call", maxGuestLinesPerCall)
+		attrs := append([]slog.Attr{slog.String("plugin", g.plugin), slog.Int("lines", g.suppressed),
+			slog.Int("limit_per_call", maxGuestLinesPerCall)}, envAttrs(g.env)...)
+		g.logger.LogAttrs(context.Background(), slog.LevelWarn, "plugin log lines suppressed", attrs...)
 		g.suppressed = 0
 	}
+	g.env = nil
 }
 
 // line logs one line at level unless the call's budget is spent.
@@ -53,7 +57,12 @@ func (g *guestLog) line(level slog.Level, source string, text []byte) {
 		return
 	}
 	g.linesLeft--
-	g.logger.Log(context.Background(), level, sanitizeLine(text), "plugin", g.plugin, "source", source)
+	ctx := context.Background()
+	if !g.logger.Enabled(ctx, level) {
+		return
+	}
+	attrs := append([]slog.Attr{slog.String("plugin", g.plugin), slog.String("source", source)}, envAttrs(g.env)...)
+	g.logger.LogAttrs(ctx, level, sanitizeLine(text), attrs...)
 }
 
 // sanitizeLine cuts a line to maxGuestLine bytes (on a rune boundary) and

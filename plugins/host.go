@@ -30,6 +30,9 @@ type HostConfig struct {
 	// KV backs the kv_* host functions; nil means plugins have no
 	// key/value store (kv_get finds nothing, kv_set and kv_incr refuse).
 	KV KVStore
+	// Observer is told the duration of every hook call; nil records
+	// nothing.
+	Observer Observer
 }
 
 // Host loads plugins. It owns the compilation cache shared by every plugin's
@@ -40,6 +43,7 @@ type Host struct {
 	limits abi.Limits
 	clock  func() time.Time
 	kv     KVStore
+	obs    Observer
 
 	// loading is held shared by every Load in progress, so that Close waits
 	// for them before closing the compilation cache they compile into.
@@ -58,6 +62,7 @@ func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
 		limits:  cfg.Limits,
 		clock:   cfg.Clock,
 		kv:      cfg.KV,
+		obs:     cfg.Observer,
 		plugins: make(map[*Plugin]struct{}),
 	}
 	if h.logger == nil {
@@ -68,6 +73,9 @@ func NewHost(ctx context.Context, cfg HostConfig) (*Host, error) {
 	}
 	if h.clock == nil {
 		h.clock = time.Now
+	}
+	if h.obs == nil {
+		h.obs = nopObserver{}
 	}
 	if cfg.CompilationCacheDir == "" {
 		h.cache = wazero.NewCompilationCache()

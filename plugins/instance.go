@@ -99,7 +99,7 @@ func (inst *instance) lookupExports() {
 // start runs the guest's start-up and returns its init answer.
 func (inst *instance) start(ctx context.Context) (abi.InitAnswer, error) {
 	cc := &callContext{Context: ctx, inst: inst}
-	inst.log.beginCall()
+	inst.log.beginCall(nil)
 	defer inst.endCall()
 	// A WASI reactor must run _initialize before any other export is
 	// called: a Go guest's runtime traps ("call _initialize first") on an
@@ -163,7 +163,7 @@ func (inst *instance) endCall() {
 // callHook writes the event into the exchange buffer, calls the hook and
 // returns its decoded, validated answer.
 func (inst *instance) callHook(cc *callContext, hook abi.Hook, event []byte) (abi.Answer, error) {
-	inst.log.beginCall()
+	inst.log.beginCall(cc.env)
 	defer inst.endCall()
 	if err := inst.writeExchange(cc, event); err != nil {
 		return abi.Answer{}, err

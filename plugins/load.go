@@ -145,6 +145,7 @@ func (h *Host) newPlugin(ctx context.Context, spec Spec, rt wazero.Runtime) (*Pl
 		p.hooks &= answer.Hooks
 	}
 	p.features = answer.Features
+	p.resolveTimers(h.obs)
 	p.adopt(inst)
 	return p, nil
 }

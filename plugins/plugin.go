@@ -37,7 +37,8 @@ type Plugin struct {
 	closed    bool
 	inflight  sync.WaitGroup
 
-	stats pluginCounters
+	stats  pluginCounters
+	timers [abi.NumHooks]Timer // per hook, resolved at Load (see Observer)
 }
 
 type pluginCounters struct {
