@@ -35,6 +35,11 @@ type replayFlags struct {
 	clientHost string
 	helo       string
 	queueID    string
+	// Time travel (replay_at.go): the attempts' offsets, the simulated
+	// clock's start, and whether to print whole notices.
+	at      offsetList
+	start   string
+	verbose bool
 }
 
 // runReplay runs one message through the plugin chain in-process, the way
@@ -49,8 +54,11 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&f.clientHost, "client-host", "localhost", "client host name the MTA reports")
 	fs.StringVar(&f.helo, "helo", "replay.localhost", "HELO/EHLO name")
 	fs.StringVar(&f.queueID, "queue-id", "REPLAY", "queue ID (macro i)")
+	fs.Var(&f.at, "at", "play an attempt at this offset from the simulated start (+0, +10m, +5h, +2d), repeatable, non-decreasing;\nthe delay notices due by then are swept first")
+	fs.StringVar(&f.start, "start", "", "with -at: the simulated clock's start, RFC 3339 (default: now, to the second)")
+	fs.BoolVar(&f.verbose, "v", false, "with -at: print every notice whole, and each attempt's header changes")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: wasmilter replay [-config FILE] [flags] MSG.eml")
+		fmt.Fprintln(stderr, "usage: wasmilter replay [-config FILE] [flags] [-at OFFSET]... MSG.eml")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -59,6 +67,12 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return flag.ErrHelp
+	}
+	travel, err := f.timeTravel()
+	if err != nil {
+		// A usage error: say what is wrong, exit 2 like a bad flag.
+		fmt.Fprintf(stderr, "wasmilter replay: %v\n", err)
+		return exitError{2}
 	}
 	msg, err := readMessage(fs.Arg(0))
 	if err != nil {
@@ -77,15 +91,23 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeLedger()
+	if travel != nil {
+		return travel.run(cfg, log, ledger, &f, msg, stdout)
+	}
 	srv, err := server.Build(context.Background(), cfg, server.Options{Logger: log, Ledger: ledger})
 	if err != nil {
 		return err
 	}
 	defer srv.Release()
+	printAttempt(stdout, msg, playAttempt(newReplaySession(srv, &f, msg), &f, msg))
+	return nil
+}
+
+// newReplaySession opens a pipeline session as one MTA connection would.
+func newReplaySession(srv *server.Server, f *replayFlags, m *replayMessage) milter.Session {
 	macros := replayMacros{"i": f.queueID, "j": "replay.localhost", "{client_addr}": f.clientIP,
-		"{client_name}": f.clientHost, "{mail_addr}": msg.from}
-	sess := srv.Pipeline().NewOfflineSession(macros)
-	return replaySession(sess, &f, msg, stdout)
+		"{client_name}": f.clientHost, "{mail_addr}": m.from}
+	return srv.Pipeline().NewOfflineSession(macros)
 }
 
 type replayMacros map[string]string
@@ -168,10 +190,49 @@ func (m *replayMessage) envelope(f *replayFlags) error {
 	return nil
 }
 
-// replaySession drives a pipeline session through the stages in MTA order
-// and reports; it stops at the first stage that ends the message.
-func replaySession(sess milter.Session, f *replayFlags, m *replayMessage, w io.Writer) error {
+// attemptResult is what one attempt of the message through the pipeline
+// came to.
+type attemptResult struct {
+	// replies are the answers other than continue, in MTA order: a stage's
+	// (stage "connect", "helo", "mail", "headers") or a recipient's (rcpt).
+	replies []stageReply
+	// final is the end-of-message reply; reached is false when an earlier
+	// stage ended the message.
+	final   milter.Reply
+	reached bool
+	mods    []milter.Modification
+	// stamp is the stamp the pipeline settled on at end of header; none when
+	// the message was answered before (an expired record is refused then).
+	stamp   abi.Stamp
+	stamped bool
+}
+
+type stageReply struct {
+	stage string
+	rcpt  string // the recipient, for stage "rcpt"
+	reply milter.Reply
+}
+
+// verdict is the reply that decided the attempt: the end-of-message reply,
+// or the one that ended the message early.
+func (a *attemptResult) verdict() stageReply {
+	if a.reached || len(a.replies) == 0 {
+		return stageReply{stage: "end of message", reply: a.final}
+	}
+	return a.replies[len(a.replies)-1]
+}
+
+// stamper is the pipeline session's view of the message's stamp (the host
+// functions read it too); it is gone once the message ends.
+type stamper interface {
+	Stamp() (abi.Stamp, bool)
+}
+
+// playAttempt drives a pipeline session through the stages in MTA order;
+// it stops at the first stage that ends the message.
+func playAttempt(sess milter.Session, f *replayFlags, m *replayMessage) *attemptResult {
 	defer sess.Close()
+	res := &attemptResult{}
 	sess.Needs()
 	family := "inet"
 	if ip, err := netip.ParseAddr(f.clientIP); err == nil && ip.Is6() {
@@ -188,34 +249,55 @@ func replaySession(sess milter.Session, f *replayFlags, m *replayMessage, w io.W
 		{"mail", func() milter.Reply { return sess.Mail(m.from, nil) }},
 	}
 	for _, st := range stages {
-		if r := st.call(); ended(w, st.name, r) {
-			return nil
+		if res.ended(st.name, st.call()) {
+			return res
 		}
 	}
 	for _, rc := range m.rcpts {
 		if r := sess.Rcpt(rc, nil); r.Action != milter.Continue {
-			fmt.Fprintf(w, "rcpt %s: %s\n", rc, replyText(r))
+			res.replies = append(res.replies, stageReply{stage: "rcpt", rcpt: rc, reply: r})
 		}
 	}
 	for _, h := range m.headers {
 		sess.Header(h.Name, h.Value)
 	}
-	if r := sess.EndOfHeaders(); ended(w, "headers", r) {
-		return nil
+	reply := sess.EndOfHeaders()
+	if st, ok := sess.(stamper); ok {
+		res.stamp, res.stamped = st.Stamp()
 	}
-	reply, mods := sess.EndOfMessage()
-	fmt.Fprintf(w, "verdict: %s\n", replyText(reply))
-	printChanges(w, m.headers, mods)
-	return nil
+	if res.ended("headers", reply) {
+		return res
+	}
+	res.final, res.mods = sess.EndOfMessage()
+	res.reached = true
+	return res
 }
 
-// ended prints a stage's reply when it ends the message.
-func ended(w io.Writer, stage string, r milter.Reply) bool {
+// ended notes a stage's reply other than continue, and reports whether it
+// ends the message (an accept lets the MTA go on to end of message).
+func (a *attemptResult) ended(stage string, r milter.Reply) bool {
 	if r.Action == milter.Continue {
 		return false
 	}
-	fmt.Fprintf(w, "verdict at %s: %s\n", stage, replyText(r))
+	a.replies = append(a.replies, stageReply{stage: stage, reply: r})
 	return r.Action != milter.Accept
+}
+
+// printAttempt reports an attempt the way replay always has: every reply
+// other than continue, the final verdict and the header changes as a diff.
+func printAttempt(w io.Writer, m *replayMessage, a *attemptResult) {
+	for _, r := range a.replies {
+		if r.stage == "rcpt" {
+			fmt.Fprintf(w, "rcpt %s: %s\n", r.rcpt, replyText(r.reply))
+		} else {
+			fmt.Fprintf(w, "verdict at %s: %s\n", r.stage, replyText(r.reply))
+		}
+	}
+	if !a.reached {
+		return
+	}
+	fmt.Fprintf(w, "verdict: %s\n", replyText(a.final))
+	printChanges(w, m.headers, a.mods)
 }
 
 func replyText(r milter.Reply) string {
