@@ -25,7 +25,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		return exitError{1}
 	}
 	quiet := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ledger, closeLedger, err := throwawayLedger()
+	ledger, closeLedger, err := throwawayLedger(nil)
 	if err != nil {
 		return err
 	}

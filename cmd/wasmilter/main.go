@@ -3,8 +3,9 @@
 //
 //	wasmilter serve   [-config FILE]   attach to the MTA and filter mail
 //	wasmilter check   [-config FILE]   validate the config and every plugin
-//	wasmilter replay  [-config FILE] [flags] MSG.eml
-//	                                   run one message through the plugins
+//	wasmilter replay  [-config FILE] [-at +0 -at +10m ...] [flags] MSG.eml
+//	                                   run one message through the plugins,
+//	                                   or its attempts on a simulated clock
 //	wasmilter queue   list|show|release|hold|expire|purge
 //	                                   the records of deferred messages
 //	wasmilter cache   stats|flush      the header property cache
@@ -77,7 +78,8 @@ commands:
   serve    attach to Postfix or Sendmail and filter mail
   check    validate the config and compile every plugin; exit 1 on any problem
   plugin   new NAME: scaffold a Go plugin with a test that runs it through the host
-  replay   run a message file through the plugins as the MTA would, print the verdict and changes
+  replay   run a message file through the plugins as the MTA would, print the verdict and changes;
+           with -at +0 -at +10m ...: its attempts on a simulated clock, with the delay notices due
   queue    list|show|release|hold|expire|purge the records of deferred messages (running server)
   cache    stats|flush the header property cache (running server)
   reload   make the running server read its config again (like SIGHUP); exit 1 if it refused

@@ -86,14 +86,14 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	ledger, closeLedger, err := throwawayLedger()
+	if travel != nil {
+		return travel.run(cfg, log, &f, msg, stdout)
+	}
+	ledger, closeLedger, err := throwawayLedger(nil)
 	if err != nil {
 		return err
 	}
 	defer closeLedger()
-	if travel != nil {
-		return travel.run(cfg, log, ledger, &f, msg, stdout)
-	}
 	srv, err := server.Build(context.Background(), cfg, server.Options{Logger: log, Ledger: ledger})
 	if err != nil {
 		return err

@@ -157,9 +157,13 @@ type stepOutcome struct {
 }
 
 // run builds the server on the simulated clock and plays every step.
-func (t *timeTravel) run(cfg *config.Config, log *slog.Logger, ledger retry.Ledger, f *replayFlags,
-	m *replayMessage, w io.Writer) error {
+func (t *timeTravel) run(cfg *config.Config, log *slog.Logger, f *replayFlags, m *replayMessage, w io.Writer) error {
 	clock := &simClock{now: t.start}
+	ledger, closeLedger, err := throwawayLedger(clock.Now)
+	if err != nil {
+		return err
+	}
+	defer closeLedger()
 	sent := &noticeRecorder{}
 	srv, err := server.Build(context.Background(), cfg, server.Options{Logger: log, Ledger: ledger,
 		Clock: clock.Now, NoticeSender: sent})
