@@ -193,3 +193,21 @@ func attrKeys(attrs []slog.Attr) string {
 	}
 	return strings.Join(keys, ",")
 }
+
+// TestQueueIDArrivesLate: Postfix assigns the queue ID at the first
+// accepted recipient, so macro i may first come with RCPT; the message's
+// log lines and ledger attempts still carry it.
+func TestQueueIDArrivesLate(t *testing.T) {
+	m := macros{}
+	s := newPipeline(t).newSession(m)
+	defer s.Close()
+	s.Mail("alice@example.org", nil)
+	if s.ev.QueueID != "" {
+		t.Fatalf("queue ID %q before the MTA sent one", s.ev.QueueID)
+	}
+	m["i"] = "3F2A61C2B5"
+	s.Rcpt("bob@example.net", nil)
+	if got := attrKeys(s.LogAttrs()); got != "queue_id" || s.ev.QueueID != "3F2A61C2B5" {
+		t.Errorf("after RCPT with macro i: attrs %s, queue ID %q", got, s.ev.QueueID)
+	}
+}

@@ -118,7 +118,7 @@ func (s *session) Mail(from string, args []string) milter.Reply {
 	s.resetMessage()
 	s.msg.open, s.msg.phase = true, stageMail
 	s.ev.From, s.ev.FromArgs = from, append(s.ev.FromArgs[:0], args...)
-	s.ev.QueueID, _ = s.macros.Macro("i")
+	s.learnQueueID()
 	return s.messageStage(abi.HookMail)
 }
 
@@ -126,6 +126,7 @@ func (s *session) Mail(from string, args []string) milter.Reply {
 // this recipient, which then takes no part in the message's identity.
 func (s *session) Rcpt(to string, args []string) milter.Reply {
 	s.msg.phase = stageRcpt
+	s.learnQueueID()
 	s.ev.Rcpts = append(s.ev.Rcpts, abi.Recipient{Addr: to, Args: append([]string(nil), args...)})
 	if s.msg.ended || s.msg.accepted || s.connAccepted || !s.hooks.Has(abi.HookRcpt) {
 		return milter.Reply{}
@@ -152,6 +153,7 @@ func (s *session) Header(name, value string) {
 // whole header.
 func (s *session) EndOfHeaders() milter.Reply {
 	s.msg.phase = stageHeaders
+	s.learnQueueID()
 	if reply, done := s.headerLimit(); done {
 		return reply
 	}
@@ -203,6 +205,16 @@ func (s *session) Close() {
 	s.cancel()
 	s.Abort()
 	s.p.obs.SessionClosed()
+}
+
+// learnQueueID takes the MTA's queue ID (macro i) once the MTA has one.
+// Postfix assigns it only at the first accepted recipient by default
+// (smtpd_delay_open_until_valid_rcpt) and sends it again with RCPT, DATA
+// and end of header, so MAIL alone would often miss it.
+func (s *session) learnQueueID() {
+	if s.ev.QueueID == "" {
+		s.ev.QueueID, _ = s.macros.Macro("i")
+	}
 }
 
 // messageStage runs a message hook unless the message is already decided.

@@ -64,8 +64,9 @@ func buildGeneration(ctx context.Context, cfg *config.Config, sh shared) (*gener
 		chain.Close(ctx)
 		return nil, err
 	}
-	pl := pipeline.New(withLimits(pipeline.Options{Chain: chain, Stamps: codec, Ledger: sh.ledger, Policy: retryPolicy(cfg),
-		AcceptOnStoreError: cfg.Retry.OnStoreError == "accept", Cache: sh.cache, Clock: sh.opts.Clock, Logger: sh.log}, cfg))
+	pl := pipeline.New(withLimits(pipeline.Options{Chain: chain, Stamps: codec, Ledger: timedLedger(sh), Policy: retryPolicy(cfg),
+		AcceptOnStoreError: cfg.Retry.OnStoreError == "accept", Cache: sh.cache, Clock: sh.opts.Clock, Logger: sh.log,
+		Observer: pipelineObserver{sh.opts.Metrics}}, cfg))
 	return &generation{cfg: cfg, chain: chain, pipeline: pl, notices: notices}, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/wasmilter/wasmilter/cache"
 	"github.com/wasmilter/wasmilter/config"
 	"github.com/wasmilter/wasmilter/dsn"
+	"github.com/wasmilter/wasmilter/metrics"
 	"github.com/wasmilter/wasmilter/notify"
 	"github.com/wasmilter/wasmilter/plugins"
 	"github.com/wasmilter/wasmilter/retry"
@@ -26,6 +27,7 @@ type delayNotices struct {
 	policy   *plugins.Chain
 	interval time.Duration
 	log      *slog.Logger
+	metrics  *metrics.Metrics // counts the sweeps; nil: not counted
 
 	once      sync.Once // starts the loop, or (at shutdown) marks it never to start
 	closeOnce sync.Once // releases the policy
@@ -78,7 +80,7 @@ func buildNotices(ctx context.Context, cfg *config.Config, host *plugins.Host, l
 		policy.Close(ctx)
 		return nil, cfg.Errorf("notify", "%v", err)
 	}
-	d := &delayNotices{notifier: n, policy: policy, interval: nc.SweepInterval.Duration, log: log,
+	d := &delayNotices{notifier: n, policy: policy, interval: nc.SweepInterval.Duration, log: log, metrics: opts.Metrics,
 		sweeper: &retry.Sweeper{Ledger: ledger, Clock: opts.Clock, States: n.SweptStates()},
 		done:    make(chan struct{})}
 	stopCtx, stop := context.WithCancel(context.Background())
@@ -144,9 +146,12 @@ func (d *delayNotices) run(stopCtx, abortCtx context.Context) {
 	_ = d.sweeper.Run(stopCtx, d.interval, visit, d.report)
 }
 
-// report logs one sweep.
+// report logs one sweep and counts it.
 func (d *delayNotices) report(st retry.SweepStats, err error) {
 	took := st.Finished.Sub(st.Started)
+	if d.metrics != nil {
+		d.metrics.ObserveSweep(took, st.Visited, err)
+	}
 	if err != nil {
 		d.log.Warn("delay notices: sweep", "visited", st.Visited, "failed", st.Failed, "took", took, "err", err)
 		return

@@ -11,11 +11,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wasmilter/wasmilter/admin"
 	"github.com/wasmilter/wasmilter/cache"
 	"github.com/wasmilter/wasmilter/config"
+	"github.com/wasmilter/wasmilter/metrics"
 	"github.com/wasmilter/wasmilter/milter"
 	"github.com/wasmilter/wasmilter/notify"
 	"github.com/wasmilter/wasmilter/pipeline"
@@ -38,6 +40,9 @@ type Options struct {
 	// LoadConfig reads the configuration again for a reload (SIGHUP, the
 	// admin API's POST /v1/reload); nil: the server cannot reload.
 	LoadConfig func() (*config.Config, error)
+	// Metrics receives the server's metrics; nil: the server makes its
+	// own (served on the admin API's /metrics).
+	Metrics *metrics.Metrics
 }
 
 // Server is a built wasmilter, ready to serve.
@@ -57,6 +62,7 @@ type Server struct {
 	janitorCtx  context.Context
 	stopJanitor context.CancelFunc
 	janitorDone chan struct{}
+	listening   atomic.Bool // the milter listener is open (readiness)
 
 	genMu       sync.Mutex
 	current     *generation   // what new MTA sessions run on; replaced by Reload
@@ -77,11 +83,14 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Server, erro
 	if err != nil {
 		return nil, cfg.Errorf("cache", "%v", err)
 	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New(buildInfo())
+	}
 	ledger, owns, err := openLedger(ctx, cfg, opts, log)
 	if err != nil {
 		return nil, err
 	}
-	host, err := newHost(ctx, cfg, log, opts.Clock, props)
+	host, err := newHost(ctx, cfg, log, opts, props)
 	if err != nil {
 		closeIf(owns, ledger)
 		return nil, err
@@ -99,7 +108,7 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Server, erro
 		WriteTimeout: cfg.Milter.WriteTimeout.Duration, MaxPacket: int(cfg.Milter.MaxPacket), Logger: log}
 	if cfg.Admin.Listen != "" {
 		ao := admin.Options{Ledger: ledger, Policy: retryPolicy(cfg), Cache: adminCache{props},
-			Token: cfg.Admin.Token, Clock: opts.Clock, Logger: log}
+			Token: cfg.Admin.Token, Clock: opts.Clock, Logger: log, Ready: s.Ready, Metrics: opts.Metrics.Handler()}
 		if opts.LoadConfig != nil {
 			ao.Reload = s.ReloadConfig
 		}
@@ -115,6 +124,7 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Server, erro
 	}
 	s.janitorCtx, s.stopJanitor = context.WithCancel(context.Background())
 	s.janitorDone = make(chan struct{})
+	s.watchMetrics(opts.Metrics)
 	return s, nil
 }
 
@@ -154,14 +164,15 @@ func closeIf(owns bool, l retry.Ledger) {
 	}
 }
 
-func newHost(ctx context.Context, cfg *config.Config, log *slog.Logger, clock func() time.Time, kv plugins.KVStore) (*plugins.Host, error) {
+func newHost(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Options, kv plugins.KVStore) (*plugins.Host, error) {
 	cacheDir := cfg.Resolve(cfg.Runtime.CompilationCache)
 	if cacheDir != "" {
 		if err := os.MkdirAll(cacheDir, 0o750); err != nil {
 			return nil, cfg.Errorf("runtime.compilation_cache", "%v", err)
 		}
 	}
-	host, err := plugins.NewHost(ctx, plugins.HostConfig{CompilationCacheDir: cacheDir, Logger: log, Clock: clock, KV: kv})
+	host, err := plugins.NewHost(ctx, plugins.HostConfig{CompilationCacheDir: cacheDir, Logger: log, Clock: opts.Clock,
+		KV: kv, Observer: hostObserver{opts.Metrics}})
 	if err != nil {
 		return nil, cfg.Errorf("runtime", "starting the Wasm runtime: %v", err)
 	}
@@ -310,12 +321,15 @@ func (s *Server) Serve(ln net.Listener) error {
 	g := s.startServing()
 	s.log.Info("serving", "listen", ln.Addr().String(), "plugins", len(g.chain.Plugins()),
 		"hooks", g.chain.Hooks().String())
+	s.listening.Store(true)
+	defer s.listening.Store(false)
 	return s.milter.Serve(ln)
 }
 
 // Shutdown stops accepting connections, waits for open MTA sessions to end
 // until ctx is done, then releases the plugins.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.listening.Store(false) // draining: not ready for new sessions
 	done := make(chan struct{})
 	go func() { // notices in flight finish alongside the MTA sessions
 		defer close(done)
@@ -332,6 +346,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close stops everything at once.
 func (s *Server) Close() error {
+	s.listening.Store(false)
 	err := s.milter.Close()
 	if s.admin != nil {
 		s.admin.Close()
