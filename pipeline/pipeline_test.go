@@ -39,7 +39,7 @@ var shared struct {
 	err   error
 }
 
-func sharedChain(t *testing.T) *plugins.Chain {
+func sharedChain(t testing.TB) *plugins.Chain {
 	t.Helper()
 	shared.once.Do(func() { shared.chain, shared.err = loadChain(t) })
 	if shared.err != nil {
@@ -48,7 +48,7 @@ func sharedChain(t *testing.T) *plugins.Chain {
 	return shared.chain
 }
 
-func loadChain(t *testing.T) (*plugins.Chain, error) {
+func loadChain(t testing.TB) (*plugins.Chain, error) {
 	ctx := context.Background()
 	host, err := plugins.NewHost(ctx, plugins.HostConfig{Clock: func() time.Time { return fixedNow }})
 	if err != nil {
@@ -79,7 +79,7 @@ type msg struct {
 	headers [][2]string
 }
 
-func (m msg) send(t *testing.T, s milter.Session) (milter.Reply, []milter.Modification) {
+func (m msg) send(t testing.TB, s milter.Session) (milter.Reply, []milter.Modification) {
 	t.Helper()
 	if r := s.Mail(m.from, nil); r.Action != milter.Continue {
 		return r, nil
