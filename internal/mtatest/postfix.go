@@ -21,9 +21,11 @@ type PostfixConfig struct {
 	// smtpd runs as the postfix user: a unix socket must be connectable
 	// by it (e.g. mode 0666 in a ShortTempDir).
 	Milter string
-	// MilterProtocol is milter_protocol; 0 means 6.
+	// MilterProtocol is milter_protocol; 0 means the example's
+	// (PostfixMainCFExample: 6).
 	MilterProtocol int
-	// DefaultAction is milter_default_action; "" means "tempfail".
+	// DefaultAction is milter_default_action; "" means the example's
+	// ("tempfail").
 	DefaultAction string
 	// CommandTimeout sets milter_connect_timeout, milter_command_timeout
 	// and milter_content_timeout; 0 means 30s.
@@ -257,24 +259,46 @@ func (p *Postfix) writeConfig(cfg PostfixConfig) error {
 }
 
 // mainCF renders main.cf: loopback only, no DNS, relay everything to
-// cfg.RelayTo, fast retries, logging to a file, and the milter settings.
+// cfg.RelayTo, fast retries, logging to a file, and the milter settings
+// of PostfixMainCFExample with cfg.Milter as the socket.
 func (p *Postfix) mainCF(cfg PostfixConfig) (string, error) {
+	settings := p.baseSettings(cfg)
+	example, err := readExample(PostfixMainCFExample)
+	if err != nil {
+		return "", err
+	}
+	milters, err := postfixExampleSettings(example)
+	if err != nil {
+		return "", err
+	}
+	milters["smtpd_milters"] = cfg.Milter
+	for k, v := range milters {
+		settings[k] = v
+	}
+	// What a test asks for explicitly overrides the admins' example.
+	if cfg.MilterProtocol != 0 {
+		settings["milter_protocol"] = strconv.Itoa(cfg.MilterProtocol)
+	}
+	if cfg.DefaultAction != "" {
+		settings["milter_default_action"] = cfg.DefaultAction
+	}
+	for k, v := range cfg.Extra {
+		settings[k] = v
+	}
+	return renderSettings(settings)
+}
+
+// baseSettings are the harness's own main.cf settings, and defaults for
+// the milter settings in case the example lacks them.
+func (p *Postfix) baseSettings(cfg PostfixConfig) map[string]string {
 	relayHost, relayPort, _ := net.SplitHostPort(cfg.RelayTo)
-	protocol := cfg.MilterProtocol
-	if protocol == 0 {
-		protocol = 6
-	}
-	action := cfg.DefaultAction
-	if action == "" {
-		action = "tempfail"
-	}
 	timeout := cfg.CommandTimeout
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
 	timeoutSetting := fmt.Sprintf("%ds", max(1, int(timeout.Round(time.Second)/time.Second)))
 
-	settings := map[string]string{
+	return map[string]string{
 		"compatibility_level": "3.6",
 		"queue_directory":     filepath.Join(p.Dir, "queue"),
 		"data_directory":      filepath.Join(p.Dir, "data"),
@@ -317,18 +341,12 @@ func (p *Postfix) mainCF(cfg PostfixConfig) (string, error) {
 		"biff":                   "no",
 		"default_process_limit":  "20",
 
-		"milter_protocol":        strconv.Itoa(protocol),
-		"milter_default_action":  action,
+		"milter_protocol":        "6",
+		"milter_default_action":  "tempfail",
 		"milter_connect_timeout": timeoutSetting,
 		"milter_command_timeout": timeoutSetting,
 		"milter_content_timeout": timeoutSetting,
-		"smtpd_milters":          cfg.Milter,
-		"non_smtpd_milters":      cfg.Milter,
 	}
-	for k, v := range cfg.Extra {
-		settings[k] = v
-	}
-	return renderSettings(settings)
 }
 
 // renderSettings writes settings as sorted "name = value" lines.

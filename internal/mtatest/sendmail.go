@@ -71,7 +71,14 @@ func StartSendmail(t testing.TB, cfg SendmailConfig) *Sendmail {
 	}
 	params := sendmailParams{
 		Root: SendmailRoot(), Dir: dir, Port: port,
-		RelayHost: relayHost, RelayPort: relayPort, Milter: cfg.Milter,
+		RelayHost: relayHost, RelayPort: relayPort,
+	}
+	if cfg.Milter != "" {
+		line, err := exampleSendmailMilter(cfg.Milter)
+		if err != nil {
+			t.Fatalf("mtatest: %v", err)
+		}
+		params.MilterLine = line
 	}
 	if err := writeSendmailFiles(params); err != nil {
 		t.Fatalf("mtatest: sendmail files: %v", err)
@@ -194,8 +201,20 @@ type sendmailParams struct {
 	Port      int
 	RelayHost string
 	RelayPort string
-	Milter    string
-	Hostname  string
+	// MilterLine is the INPUT_MAIL_FILTER line of SendmailExample for
+	// the test's socket; "" means no milter.
+	MilterLine string
+	Hostname   string
+}
+
+// exampleSendmailMilter is the milter definition StartSendmail runs: the
+// admins' line from SendmailExample, with spec as its socket.
+func exampleSendmailMilter(spec string) (string, error) {
+	example, err := readExample(SendmailExample)
+	if err != nil {
+		return "", err
+	}
+	return sendmailMilterLine(example, spec)
 }
 
 // The .mc and the namespace script are templates over sendmailParams; they
