@@ -253,6 +253,10 @@ type UnixListener struct {
 // SetUnlinkOnClose says whether Close removes the socket file (default true).
 func (l *UnixListener) SetUnlinkOnClose(unlink bool) { l.unlink = unlink }
 
+// Addr is the socket's place, where MTAs connect: not the private name it
+// was bound under, which is gone once it is linked into place.
+func (l *UnixListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
+
 // Close stops listening and removes the socket file.
 func (l *UnixListener) Close() error {
 	err := l.UnixListener.Close()

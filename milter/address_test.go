@@ -96,6 +96,9 @@ func TestListenUnixModeAndStaleSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got := ln.Addr().String(); got != path {
+		t.Errorf("Addr %q, want the socket's place %q (MTAs connect there)", got, path)
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
