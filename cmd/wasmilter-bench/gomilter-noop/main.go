@@ -19,15 +19,18 @@ import (
 
 func main() {
 	listen := flag.String("listen", "inet:127.0.0.1:8899", "socket to serve on: inet:HOST:PORT or unix:PATH")
+	// Postfix's smtpd runs as the postfix user and must be able to
+	// connect to a unix socket: the bench passes 0666.
+	mode := flag.Uint("mode", 0, "permissions of a unix socket, e.g. 0666 (0: the umask's default)")
 	flag.Parse()
-	if err := serve(*listen); err != nil {
+	if err := serve(*listen, os.FileMode(*mode)); err != nil {
 		fmt.Fprintln(os.Stderr, "gomilter-noop:", err)
 		os.Exit(1)
 	}
 }
 
-func serve(spec string) error {
-	ln, err := milter.Listen(spec, 0)
+func serve(spec string, mode os.FileMode) error {
+	ln, err := milter.Listen(spec, mode)
 	if err != nil {
 		return err
 	}
