@@ -68,6 +68,15 @@ func startFilterIn(t *testing.T, toml, dir string, opts server.Options) *filter 
 	if !strings.Contains(toml, "compilation_cache") {
 		cfg.Runtime.CompilationCache = wasmtest.CompilationCacheDir(t)
 	}
+	// These tests prove the mail flow, not deadlines (the runaway-plugin
+	// test sets its own): on a loaded 2-core machine under the race
+	// detector, a Go guest's garbage collection can outlast the 100 ms
+	// default and turn a pass into the stamp plugin's tempfail.
+	for i := range cfg.Plugins {
+		if cfg.Plugins[i].Timeout.Duration == config.DefaultPluginTimeout {
+			cfg.Plugins[i].Timeout.Duration = 2 * time.Second
+		}
+	}
 	opts.Logger = testLogger(t)
 	if !strings.Contains(toml, "listen") {
 		opts.Listener = func() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
