@@ -2,7 +2,6 @@ package notify
 
 import (
 	"strings"
-	"time"
 
 	"github.com/wasmilter/wasmilter/dsn"
 	"github.com/wasmilter/wasmilter/retry"
@@ -45,20 +44,13 @@ func (n *Notifier) recipient(rec retry.Record, addr string, action dsn.Action) d
 	switch action {
 	case dsn.Delayed:
 		r.Status = statusOfClass(last.Enhanced, '4', statusDelayed)
-		r.WillRetryUntil = rec.FirstSeen.Add(n.maxAge())
+		r.WillRetryUntil = n.opts.Retry.RetryUntil(rec)
 	case dsn.Failed:
 		r.Status = statusExpired
 	default:
 		r.Status, r.Diagnostic = statusCleared, ""
 	}
 	return r
-}
-
-func (n *Notifier) maxAge() time.Duration {
-	if n.opts.Retry.MaxAge > 0 {
-		return n.opts.Retry.MaxAge
-	}
-	return retry.DefaultMaxAge
 }
 
 // lastReason is the answer of the record's latest attempt that had one.

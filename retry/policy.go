@@ -122,6 +122,10 @@ func (p Policy) OnArrival(rec Record, now time.Time) Decision {
 	return Decision{Action: Continue}
 }
 
+// RetryUntil is when rec is given up: FirstSeen plus MaxAge, the time a
+// delay notice promises as Will-Retry-Until.
+func (p Policy) RetryUntil(rec Record) time.Time { return rec.FirstSeen.Add(p.maxAge()) }
+
 // TooOld reports whether rec was first seen more than MaxAge before now.
 // The sweeper expires deferred records by the same rule.
 func (p Policy) TooOld(rec Record, now time.Time) bool {
