@@ -12,7 +12,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/wasmilter/wasmilter/config"
 	"github.com/wasmilter/wasmilter/internal/mtatest"
+	"github.com/wasmilter/wasmilter/internal/syncbuf"
 	"github.com/wasmilter/wasmilter/internal/wasmtest"
 	"github.com/wasmilter/wasmilter/milter"
 	"github.com/wasmilter/wasmilter/server"
@@ -69,8 +69,8 @@ type demo struct {
 	stepNum int
 	sink    *mtatest.Sink
 	postfix *mtatest.Postfix
-	log     *lockedBuffer // wasmilter's log, JSON lines
-	dirs    []string      // what must be gone after the cleanups
+	log     *syncbuf.Buffer // wasmilter's log, JSON lines
+	dirs    []string        // what must be gone after the cleanups
 }
 
 // step prints a numbered step; say prints a line under it. They go to
@@ -176,7 +176,7 @@ func (d *demo) startWasmilter() {
 	if err != nil {
 		d.t.Fatalf("the demo's config:\n%v", err)
 	}
-	d.log = &lockedBuffer{}
+	d.log = &syncbuf.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(d.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// Not d.ctx: an interrupt is seen at the next step, not as a failed build.
 	srv, err := server.Build(context.Background(), cfg, server.Options{Logger: logger})
@@ -395,22 +395,4 @@ func (d *demo) reportCleanup() {
 		fmt.Println("\n      Next: README.md (configuration, the ledger, notices), docs/plugins.md (write a policy),")
 		fmt.Println("      examples/systemd (run it for real), `wasmilter replay -at` (the same story on a simulated clock).")
 	}
-}
-
-// lockedBuffer collects the server's log from its goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/wasmilter/wasmilter/config"
 	"github.com/wasmilter/wasmilter/internal/mtatest"
+	"github.com/wasmilter/wasmilter/internal/syncbuf"
 	"github.com/wasmilter/wasmilter/internal/wasmtest"
 	"github.com/wasmilter/wasmilter/milter"
 	"github.com/wasmilter/wasmilter/server"
@@ -162,30 +162,13 @@ func headerOf(t *testing.T, data []byte) *textproto.Header {
 // testLogger collects the server's log and prints it when the test fails.
 // It never calls t.Log from server goroutines, which may outlive the test.
 func testLogger(t *testing.T) *slog.Logger {
-	buf := &lockedBuffer{}
+	buf := &syncbuf.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("wasmilter log:\n%s", buf.String())
 		}
 	})
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func bufioReader(data []byte) *bufio.Reader { return bufio.NewReader(bytes.NewReader(data)) }

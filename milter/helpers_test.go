@@ -1,7 +1,6 @@
 package milter
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	gomilter "github.com/emersion/go-milter"
+
+	"github.com/wasmilter/wasmilter/internal/syncbuf"
 )
 
 // eventLog is shared by all sessions of one test backend; tests read it
@@ -176,27 +177,12 @@ func (s *testSession) Close() {
 	s.b.log.mu.Unlock()
 }
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// testLog collects the server's log from its goroutines.
+type testLog struct{ syncbuf.Buffer }
 
 // waitFor polls until the log contains s (log lines are written by the
 // connection goroutine, possibly after the client saw the close).
-func (b *syncBuffer) waitFor(t testing.TB, s string) {
+func (b *testLog) waitFor(t testing.TB, s string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(b.String(), s) {
@@ -211,7 +197,7 @@ type testServer struct {
 	srv     *Server
 	addr    string
 	network string
-	logs    *syncBuffer
+	logs    *testLog
 	served  chan error
 }
 
@@ -227,7 +213,7 @@ func startServer(t testing.TB, backend Backend, configure ...func(*Server)) *tes
 
 func serveOn(t testing.TB, ln net.Listener, backend Backend, configure ...func(*Server)) *testServer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testLog{}
 	srv := &Server{
 		Backend: backend,
 		Logger:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

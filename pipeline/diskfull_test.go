@@ -1,16 +1,15 @@
 package pipeline
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/wasmilter/wasmilter/internal/syncbuf"
 	"github.com/wasmilter/wasmilter/internal/tmpfstest"
 	"github.com/wasmilter/wasmilter/milter"
 	"github.com/wasmilter/wasmilter/retry"
@@ -35,7 +34,7 @@ func TestStoreErrorPolicyOnAFullDisk(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer l.Close()
-			logs := &lockedBuffer{}
+			logs := &syncbuf.Buffer{}
 			p := New(Options{Chain: sharedChain(t), Stamps: unsignedCodec, Ledger: l,
 				Policy: retry.Policy{MaxAge: 24 * time.Hour}, AcceptOnStoreError: accept,
 				Clock: func() time.Time { return fixedNow }, Logger: slog.New(slog.NewTextHandler(logs, nil))})
@@ -79,24 +78,6 @@ func TestStoreErrorPolicyOnAFullDisk(t *testing.T) {
 			}
 		})
 	}
-}
-
-// lockedBuffer is a log sink safe for the session's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func lastLines(s string, n int) string {

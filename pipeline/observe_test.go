@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmilter/wasmilter/internal/syncbuf"
 	"github.com/wasmilter/wasmilter/milter"
 	"github.com/wasmilter/wasmilter/retry"
 )
@@ -45,24 +45,13 @@ func (o *countingObserver) MessageCounter(stage, verdict string) Counter {
 func (o *countingObserver) StoreError(op string) { o.mu.Lock(); o.storeErrors[op]++; o.mu.Unlock() }
 
 // syncBuffer collects log output from any goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
+type syncBuffer struct{ syncbuf.Buffer }
 
 // lines returns the JSON log lines whose msg is msg.
 func (s *syncBuffer) lines(t *testing.T, msg string) []map[string]any {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(s.String()), "\n") {
 		if l == "" {
 			continue
 		}

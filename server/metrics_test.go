@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +19,7 @@ import (
 	gomilter "github.com/emersion/go-milter"
 
 	"github.com/wasmilter/wasmilter/config"
+	"github.com/wasmilter/wasmilter/internal/syncbuf"
 	"github.com/wasmilter/wasmilter/internal/wasmtest"
 	"github.com/wasmilter/wasmilter/milter"
 	"github.com/wasmilter/wasmilter/retry"
@@ -35,28 +35,11 @@ type opsFixture struct {
 	admin  string
 	srv    *server.Server
 	ledger *retry.Bolt
-	logs   *lockedBuffer
+	logs   *syncbuf.Buffer
 	relay  *recordingRelay
 
 	mu  sync.Mutex
 	now time.Time
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 type recordingRelay struct {
@@ -89,7 +72,7 @@ func (f *opsFixture) advance(d time.Duration) {
 func newOpsFixture(t *testing.T) *opsFixture {
 	t.Helper()
 	dir := t.TempDir()
-	f := &opsFixture{t: t, sock: filepath.Join(dir, "milter.sock"), logs: &lockedBuffer{}, relay: &recordingRelay{},
+	f := &opsFixture{t: t, sock: filepath.Join(dir, "milter.sock"), logs: &syncbuf.Buffer{}, relay: &recordingRelay{},
 		now: time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)}
 	for _, g := range []string{"loop", "tempfail"} {
 		if err := os.WriteFile(filepath.Join(dir, g+".wasm"), wasmtest.BuildGo(t, "./testdata/plugins/"+g), 0o644); err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"github.com/emersion/go-message/textproto"
 	gomilter "github.com/emersion/go-milter"
 
+	"github.com/wasmilter/wasmilter/internal/syncbuf"
 	"github.com/wasmilter/wasmilter/internal/wasmtest"
 )
 
@@ -45,29 +45,11 @@ func wasmilterBinary(t *testing.T) string {
 	return binary.path
 }
 
-// syncBuffer is a bytes.Buffer safe for the process's writer goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startServe runs `wasmilter serve` on a unix socket and waits until it listens.
 // process is a started `wasmilter serve`; done closes when it exits.
 type process struct {
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	done chan struct{}
 	err  error // valid once done is closed
 }
@@ -183,7 +165,7 @@ func TestServeShutdownTimeoutClosesStuckSessions(t *testing.T) {
 // replaced it, so a successful dial means this server is listening.
 func startServeProcess(t *testing.T, bin, cfg, sock string) *process {
 	t.Helper()
-	p := &process{logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &process{logs: &syncbuf.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "serve", "-config", cfg)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {

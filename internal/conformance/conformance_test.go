@@ -1,13 +1,11 @@
 package conformance
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/wasmilter/wasmilter/internal/syncbuf"
 	"github.com/wasmilter/wasmilter/internal/wasmtest"
 	"github.com/wasmilter/wasmilter/plugins"
 	"github.com/wasmilter/wasmilter/sdk/abi"
@@ -78,27 +77,8 @@ func (g guest) runtime(t *testing.T) wazero.Runtime {
 	return rt
 }
 
-// syncBuffer collects the host's log lines; the host may log from its own
-// goroutines (instance replacement), so writes are serialized.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // load loads wasm through the plugin host as the server does.
-func load(t *testing.T, g guest, logs *syncBuffer, config ...abi.ConfigEntry) (*plugins.Chain, error) {
+func load(t *testing.T, g guest, logs *syncbuf.Buffer, config ...abi.ConfigEntry) (*plugins.Chain, error) {
 	t.Helper()
 	ctx := context.Background()
 	host, err := plugins.NewHost(ctx, plugins.HostConfig{
@@ -125,7 +105,7 @@ func load(t *testing.T, g guest, logs *syncBuffer, config ...abi.ConfigEntry) (*
 	return plugins.NewChain(p), nil
 }
 
-func mustLoad(t *testing.T, g guest, logs *syncBuffer, config ...abi.ConfigEntry) *plugins.Chain {
+func mustLoad(t *testing.T, g guest, logs *syncbuf.Buffer, config ...abi.ConfigEntry) *plugins.Chain {
 	t.Helper()
 	start := time.Now()
 	chain, err := load(t, g, logs, config...)
@@ -274,7 +254,7 @@ func stubHostModule(rt wazero.Runtime) wazero.HostModuleBuilder {
 // checkConfig: the hooks reported, the plugin's own refusal text, the
 // SDK's report of a malformed value, and the warning about an unused key.
 func checkConfig(t *testing.T, g guest) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	chain := mustLoad(t, g, &logs)
 	if want := abi.HookSet(0).With(abi.HookHeaders); chain.Hooks() != want {
 		t.Errorf("hooks reported: %v, want only %v", chain.Hooks(), want)
@@ -295,7 +275,7 @@ func checkConfig(t *testing.T, g guest) {
 		}
 	}
 
-	var typoLogs syncBuffer
+	var typoLogs syncbuf.Buffer
 	mustLoad(t, g, &typoLogs, word("prize"), abi.ConfigEntry{Key: "wrod", Values: []string{"x"}})
 	if s := typoLogs.String(); !strings.Contains(s, "typo") || !strings.Contains(s, "wrod") {
 		t.Errorf("an unused config key was not logged as a likely typo:\n%s", s)
@@ -306,7 +286,7 @@ func checkConfig(t *testing.T, g guest) {
 // reject with the exact reply and a log line; an add_header action whose
 // value comes from a macro, and without the macro.
 func checkHeadersHook(t *testing.T, g guest) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	chain := mustLoad(t, g, &logs, word("Lottery"))
 
 	wantReject(t, runHeaders(t, chain, event(subject("You won the LOTTERY!")), withMacros))
@@ -324,7 +304,7 @@ func checkHeadersHook(t *testing.T, g guest) {
 // with the deciding header last: the guest must grow its buffer and decode
 // every field.
 func checkLargeEvent(t *testing.T, g guest) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	chain := mustLoad(t, g, &logs)
 	headers := make([]abi.Header, 0, 301)
 	for i := range 300 {
@@ -337,7 +317,7 @@ func checkLargeEvent(t *testing.T, g guest) {
 // checkManyCalls alternates answers on one instance many times: per-call
 // state (arenas, answer buffers, header views) must be reset every call.
 func checkManyCalls(t *testing.T, g guest) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	chain := mustLoad(t, g, &logs)
 	start := time.Now()
 	const calls = 500
