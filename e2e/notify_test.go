@@ -18,23 +18,40 @@ import (
 	"github.com/wasmilter/wasmilter/server"
 )
 
-// notifyConfig is the greylist example and the stamp behind a Postfix, with
+// mxSetup says where one MX's wasmilter listens and keeps its ledger.
+type mxSetup struct {
+	sock       string // the milter socket Postfix connects to
+	noticeAddr string // the Postfix listener without milters that takes notices
+	store      string // [retry] store; "" is a bbolt file in the filter's directory
+	node       string // [notify] node; "" is the host name
+}
+
+// mxConfig is the greylist example and the stamp behind a Postfix, with
 // the default delay policy on short steps and notices submitted to the
 // Postfix's listener that runs no milters.
-func notifyConfig(t *testing.T, sock, noticeAddr string) string {
+func mxConfig(t *testing.T, mx mxSetup) string {
 	greylist := pluginFile(t, "./examples/greylist")
+	if mx.store == "" {
+		mx.store = "bolt:ledger.db"
+	}
+	node := ""
+	if mx.node != "" {
+		node = "node = \"" + mx.node + "\"\n"
+	}
 	return `
 [milter]
-listen = "unix:` + sock + `"
+listen = "unix:` + mx.sock + `"
 socket_mode = "0666"
+[admin]
+listen = ""
 [retry]
-store = "bolt:ledger.db"
+store = "` + mx.store + `"
 max_age = "1h"
 [notify]
 sweep_interval = "100ms"
-smtp = "` + noticeAddr + `"
+smtp = "` + mx.noticeAddr + `"
 hostname = "mx.wasmilter.test"
-timeout = "20s"
+` + node + `timeout = "20s"
 lease = "40s"
 retry_after = "1s"
 [notify.policy.config]
@@ -142,7 +159,7 @@ func TestPostfixDelayNotices(t *testing.T) {
 	sink := mtatest.StartSink(t)
 	pf := mtatest.StartPostfix(t, mtatest.PostfixConfig{Milter: "unix:" + sock, RelayTo: sink.Addr, NoticeListener: true})
 	clock := &testClock{now: time.Now().Truncate(time.Second)}
-	startFilterIn(t, notifyConfig(t, sock, pf.NoticeAddr), t.TempDir(), server.Options{Clock: clock.Now})
+	startFilterIn(t, mxConfig(t, mxSetup{sock: sock, noticeAddr: pf.NoticeAddr}), t.TempDir(), server.Options{Clock: clock.Now})
 
 	m := mail(t)
 	if res := mtatest.Send(t, pf.SMTPAddr, m); res.Code != 451 || res.Enhanced != "4.7.1" {
@@ -207,7 +224,7 @@ func TestPostfixNoticeSurvivesRestart(t *testing.T) {
 			pf := mtatest.StartPostfix(t, mtatest.PostfixConfig{Milter: "unix:" + sock, RelayTo: sink.Addr,
 				NoticeListener: true, NoticeListenerOptions: map[string]string{"smtpd_client_restrictions": "sleep,3,permit"}})
 			dir := t.TempDir()
-			toml := notifyConfig(t, sock, pf.NoticeAddr)
+			toml := mxConfig(t, mxSetup{sock: sock, noticeAddr: pf.NoticeAddr})
 			clock := &testClock{now: time.Now().Truncate(time.Second)}
 			first := startFilterIn(t, toml, dir, server.Options{Clock: clock.Now})
 

@@ -16,52 +16,17 @@ import (
 	"github.com/wasmilter/wasmilter/stamp"
 )
 
-// nodeConfig is one MX node's config: the greylist example and the stamp,
-// the ledger on the shared Redis, notices to noticeAddr.
-func nodeConfig(greylist, sock, redisURL, node, noticeAddr string, extra string) string {
-	return `
-[milter]
-listen = "unix:` + sock + `"
-socket_mode = "0666"
-[admin]
-listen = ""
-[retry]
-store = "` + redisURL + `"
-max_age = "1h"
-[notify]
-sweep_interval = "100ms"
-smtp = "` + noticeAddr + `"
-hostname = "mx.wasmilter.test"
-node = "` + node + `"
-rate_limit = 0
-lease = "40s"
-retry_after = "1s"
-[notify.policy.config]
-notify_after = ["2s"]
-max_age = "1h"
-local_domains = ["example.org"]
-[[plugins]]
-name = "greylist"
-path = "` + greylist + `"
-[plugins.config]
-min_delay = "5m"
-[[plugins]]
-name = "stamp"
-path = "builtin:stamp"
-` + extra
-}
-
 // mxNode is one MX host: a Postfix and the wasmilter it filters through.
 type mxNode struct {
 	pf     *mtatest.Postfix
 	filter *filter
 }
 
-func startNode(t *testing.T, name, greylist, redisURL string, sink *mtatest.Sink, clock *testClock, extra string) mxNode {
+func startNode(t *testing.T, name, redisURL string, sink *mtatest.Sink, clock *testClock) mxNode {
 	t.Helper()
 	sock := filepath.Join(mtatest.ShortTempDir(t), "milter.sock")
 	pf := mtatest.StartPostfix(t, mtatest.PostfixConfig{Milter: "unix:" + sock, RelayTo: sink.Addr, NoticeListener: true})
-	f := startFilterIn(t, nodeConfig(greylist, sock, redisURL, name, pf.NoticeAddr, extra), t.TempDir(),
+	f := startFilterIn(t, mxConfig(t, mxSetup{sock: sock, noticeAddr: pf.NoticeAddr, store: redisURL, node: name}), t.TempDir(),
 		server.Options{Clock: clock.Now})
 	return mxNode{pf: pf, filter: f}
 }
@@ -73,11 +38,10 @@ func startNode(t *testing.T, name, greylist, redisURL string, sink *mtatest.Sink
 func TestRedisMessageDeferredOnOneMXPassesOnAnother(t *testing.T) {
 	mtatest.Require(t, "postfix", "swaks")
 	rd := redistest.Start(t)
-	greylist := pluginFile(t, "./examples/greylist")
 	sink := mtatest.StartSink(t)
 	clock := &testClock{now: time.Now().Truncate(time.Second)}
-	mx1 := startNode(t, "mx1", greylist, rd.URL(), sink, clock, "")
-	mx2 := startNode(t, "mx2", greylist, rd.URL(), sink, clock, "")
+	mx1 := startNode(t, "mx1", rd.URL(), sink, clock)
+	mx2 := startNode(t, "mx2", rd.URL(), sink, clock)
 
 	m := mail(t)
 	m.From = "someone@elsewhere.example" // not local: no notice to count here
@@ -126,7 +90,6 @@ func TestRedisMessageDeferredOnOneMXPassesOnAnother(t *testing.T) {
 func TestRedisTwoNodesSendEachNoticeOnce(t *testing.T) {
 	mtatest.Require(t, "postfix", "swaks")
 	rd := redistest.Start(t)
-	greylist := pluginFile(t, "./examples/greylist")
 	sink := mtatest.StartSink(t)
 	start := time.Now().Truncate(time.Second)
 	clock := &testClock{now: start}
@@ -150,8 +113,8 @@ func TestRedisTwoNodesSendEachNoticeOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mx1 := startNode(t, "mx1", greylist, rd.URL(), sink, clock, "")
-	mx2 := startNode(t, "mx2", greylist, rd.URL(), sink, clock, "")
+	mx1 := startNode(t, "mx1", rd.URL(), sink, clock)
+	mx2 := startNode(t, "mx2", rd.URL(), sink, clock)
 	clock.Advance(3 * time.Second) // the first step is due for all of them
 
 	deadline := time.Now().Add(3 * time.Minute)
@@ -188,10 +151,9 @@ func TestRedisTwoNodesSendEachNoticeOnce(t *testing.T) {
 func TestRedisDownAndBack(t *testing.T) {
 	mtatest.Require(t, "postfix", "swaks")
 	rd := redistest.Start(t)
-	greylist := pluginFile(t, "./examples/greylist")
 	sink := mtatest.StartSink(t)
 	clock := &testClock{now: time.Now().Truncate(time.Second)}
-	mx := startNode(t, "mx1", greylist, rd.URL(), sink, clock, "")
+	mx := startNode(t, "mx1", rd.URL(), sink, clock)
 
 	before := mail(t)
 	before.From = "someone@elsewhere.example"
