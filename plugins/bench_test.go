@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/wasmilter/wasmilter/internal/wasmtest"
+	"github.com/wasmilter/wasmilter/plugins/builtin"
 	"github.com/wasmilter/wasmilter/sdk/abi"
 )
 
@@ -58,4 +60,48 @@ func BenchmarkEncodeEvent(b *testing.B) {
 	for b.Loop() {
 		buf = abi.AppendEvent(buf[:0], ev)
 	}
+}
+
+// BenchmarkRunGo measures hook calls of Go plugins through the host, the
+// cost a message pays per plugin: the shipped stamp policy at the message
+// hook (decode, a host call for the stamp, one header added) and the
+// greylist example at the headers hook (decode, an allow-list match). A Go
+// guest's cost is dominated by its own runtime (the garbage collector, and
+// growing its memory), so the benchmark also reports the instance's memory
+// at the end: a guest that keeps growing copies all of it each time.
+func BenchmarkRunGo(b *testing.B) {
+	stamp, _ := builtin.Lookup("stamp")
+	st := &abi.Stamp{ID: "0123456789abcdef0123456789abcdef", FirstSeen: 1715673730, HeaderName: "X-Wasmilter-Stamp",
+		HeaderValue: "v=1; id=0123456789abcdef0123456789abcdef; t=1715673730"}
+	b.Run("stamp", func(b *testing.B) {
+		benchmarkGo(b, Spec{Name: "stamp", Wasm: stamp}, abi.HookMessage, testEnv{stamp: st})
+	})
+	b.Run("greylist", func(b *testing.B) {
+		cfg := []abi.ConfigEntry{{Key: "allow.networks", Values: []string{"192.0.2.0/24"}}}
+		spec := Spec{Name: "greylist", Wasm: wasmtest.BuildGo(b, "./examples/greylist"), Config: cfg}
+		benchmarkGo(b, spec, abi.HookHeaders, testEnv{})
+	})
+}
+
+func benchmarkGo(b *testing.B, spec Spec, hook abi.Hook, env Env) {
+	h, _ := newTestHost(b)
+	p := load(b, h, spec)
+	chain := NewChain(p)
+	ev := headerEvent(20)
+	ctx := context.Background()
+	if res := chain.Run(ctx, hook, ev, env); res.Verdict != abi.Continue || len(res.Failures) != 0 {
+		b.Fatalf("warm-up: %+v", res)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		chain.Run(ctx, hook, ev, env)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/hookcall")
+	inst, err := p.get(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(inst.mem.Size())/(1<<20), "guest-MiB")
+	p.put(inst)
 }

@@ -3,6 +3,7 @@ package sdk
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/wasmilter/wasmilter/sdk/abi"
 )
@@ -41,30 +42,132 @@ type headerSpan struct{ nameStart, nameEnd, valueEnd int32 }
 
 // decodeInto decodes the event in raw: the envelope into ev (headers left
 // nil) and the header fields into spans, whose backing array is reused.
+//
+// It walks the fields in one loop with the one-byte varint case inline: in a
+// Go guest every function call goes through the Go stack in linear memory,
+// and a method call per length made the header walk ~1 µs per field.
 func decodeInto(raw []byte, ev *abi.Event, spans []headerSpan) ([]headerSpan, error) {
-	d := decoder{p: raw}
-	for !d.done() {
-		tag, val, err := d.field()
+	for i := 0; i < len(raw); {
+		tag := raw[i]
+		n, start, err := uvarintAt(raw, i+1)
 		if err != nil {
-			return spans, err
+			return spans, fmt.Errorf("field %d: %w", tag, err)
 		}
+		if n > uint64(len(raw)-start) {
+			return spans, fmt.Errorf("field %d: %w: length %d past the end (%d bytes left)", tag, errMalformed, n, len(raw)-start)
+		}
+		end := start + int(n)
+		i = end
 		if tag == tagHeader {
-			span, err := val.headerSpan()
+			span, err := headerSpanAt(raw, start, end)
 			if err != nil {
 				return spans, err
 			}
 			spans = append(spans, span)
 			continue
 		}
-		if err := setEnvelopeField(ev, tag, val); err != nil {
+		if err := setEnvelopeField(ev, tag, decoder{p: raw[start:end:end], off: start}); err != nil {
 			return spans, err
 		}
 	}
+	ev.Rcpts = reuseRcpts(ev.Rcpts)
+	ev.FromArgs = reuseStrings(&envelopeStrings.lastFromArgs, ev.FromArgs)
 	return spans, nil
+}
+
+// The lists are decoded into scratch space, then handed out as the list the
+// previous call handed out when it still holds the same values (it does
+// unless the envelope changed, or a handler wrote into it), else as a copy
+// that becomes the list to hand out next time.
+var rcptScratch []abi.Recipient
+
+func reuseRcpts(decoded []abi.Recipient) []abi.Recipient {
+	if len(decoded) == 0 {
+		return nil
+	}
+	last := envelopeStrings.lastRcpts
+	if !slices.EqualFunc(decoded, last, func(a, b abi.Recipient) bool {
+		return a.Addr == b.Addr && slices.Equal(a.Args, b.Args)
+	}) {
+		last = slices.Clone(decoded)
+		envelopeStrings.lastRcpts = last
+	}
+	clear(decoded) // the scratch keeps no strings alive
+	rcptScratch = decoded[:0]
+	return last
+}
+
+func reuseStrings(last *[]string, decoded []string) []string {
+	if len(decoded) == 0 {
+		return nil
+	}
+	if !slices.Equal(decoded, *last) {
+		*last = slices.Clone(decoded)
+	}
+	clear(decoded)
+	fromArgsScratch = decoded[:0]
+	return *last
+}
+
+var fromArgsScratch []string
+
+// uvarintAt reads the varint at raw[i] and returns it with the index after
+// it. The one-byte case (every tag and most lengths) is inlined.
+func uvarintAt(raw []byte, i int) (uint64, int, error) {
+	if i < len(raw) && raw[i] < 0x80 {
+		return uint64(raw[i]), i + 1, nil
+	}
+	d := decoder{p: raw[min(i, len(raw)):], off: i}
+	v, err := d.uvarint()
+	return v, d.off, err
+}
+
+// headerSpanAt reads a header payload raw[start:end]: a length-prefixed name,
+// then the value up to end.
+func headerSpanAt(raw []byte, start, end int) (headerSpan, error) {
+	n, nameStart, err := uvarintAt(raw[:end], start)
+	if err != nil {
+		return headerSpan{}, err
+	}
+	if n > uint64(end-nameStart) {
+		return headerSpan{}, fmt.Errorf("%w: length %d past the end (%d bytes left)", errMalformed, n, end-nameStart)
+	}
+	return headerSpan{nameStart: int32(nameStart), nameEnd: int32(nameStart + int(n)), valueEnd: int32(end)}, nil
+}
+
+// envelopeStrings holds the strings of the last envelope decoded. The same
+// envelope comes with every hook of a message and the client's with every
+// message of a session, so an unchanged field is given the string it had
+// last time instead of a new copy: strings are immutable, so a handler that
+// kept the old one is not affected.
+var envelopeStrings struct {
+	clientHost, clientAddr, family, helo, queueID, from string
+	fromArgs, rcptAddrs                                 []string
+	lastFromArgs                                        []string
+	lastRcpts                                           []abi.Recipient
+}
+
+// reuse returns *last if it holds b's bytes, else a new string, which it
+// remembers. The comparison does not allocate.
+func reuse(last *string, b []byte) string {
+	if string(b) != *last {
+		*last = string(b)
+	}
+	return *last
+}
+
+// reuseAt is reuse for the i-th element of a list of strings.
+func reuseAt(list *[]string, i int, b []byte) string {
+	if i >= len(*list) {
+		*list = append(*list, string(b))
+		return (*list)[i]
+	}
+	return reuse(&(*list)[i], b)
 }
 
 func setEnvelopeField(ev *abi.Event, tag byte, val decoder) error {
 	var err error
+	es := &envelopeStrings
 	switch tag {
 	case tagHook:
 		var v uint64
@@ -79,22 +182,28 @@ func setEnvelopeField(ev *abi.Event, tag byte, val decoder) error {
 		v, err = val.uintValue()
 		ev.ClientPort = int(v)
 	case tagClientHost:
-		ev.ClientHost = string(val.p)
+		ev.ClientHost = reuse(&es.clientHost, val.p)
 	case tagClientAddr:
-		ev.ClientAddr = string(val.p)
+		ev.ClientAddr = reuse(&es.clientAddr, val.p)
 	case tagFamily:
-		ev.Family = string(val.p)
+		ev.Family = reuse(&es.family, val.p)
 	case tagHelo:
-		ev.Helo = string(val.p)
+		ev.Helo = reuse(&es.helo, val.p)
 	case tagQueueID:
-		ev.QueueID = string(val.p)
+		ev.QueueID = reuse(&es.queueID, val.p)
 	case tagFrom:
-		ev.From = string(val.p)
+		ev.From = reuse(&es.from, val.p)
 	case tagFromArg:
-		ev.FromArgs = append(ev.FromArgs, string(val.p))
+		if ev.FromArgs == nil {
+			ev.FromArgs = fromArgsScratch[:0]
+		}
+		ev.FromArgs = append(ev.FromArgs, reuseAt(&es.fromArgs, len(ev.FromArgs), val.p))
 	case tagRcpt:
 		var rc abi.Recipient
-		rc, err = val.recipient()
+		rc, err = val.recipient(len(ev.Rcpts))
+		if ev.Rcpts == nil {
+			ev.Rcpts = rcptScratch[:0]
+		}
 		ev.Rcpts = append(ev.Rcpts, rc)
 	}
 	return err
@@ -151,20 +260,6 @@ func (d *decoder) string() (string, error) {
 	return string(b.p), err
 }
 
-// field reads one tagged field and returns its payload.
-func (d *decoder) field() (byte, decoder, error) {
-	if len(d.p) == 0 {
-		return 0, decoder{}, fmt.Errorf("%w: truncated", errMalformed)
-	}
-	tag := d.p[0]
-	d.skip(1)
-	payload, err := d.bytes()
-	if err != nil {
-		return 0, decoder{}, fmt.Errorf("field %d: %w", tag, err)
-	}
-	return tag, payload, nil
-}
-
 // uintValue reads a payload that is exactly one uvarint.
 func (d decoder) uintValue() (uint64, error) {
 	v, err := d.uvarint()
@@ -174,23 +269,15 @@ func (d decoder) uintValue() (uint64, error) {
 	return v, nil
 }
 
-// headerSpan reads a header payload: a length-prefixed name, then the value
-// up to the end of the field.
-func (d decoder) headerSpan() (headerSpan, error) {
-	name, err := d.bytes()
-	if err != nil {
-		return headerSpan{}, err
-	}
-	return headerSpan{nameStart: int32(name.off), nameEnd: int32(d.off), valueEnd: int32(d.off + len(d.p))}, nil
-}
-
-// recipient reads an address and a counted list of ESMTP arguments.
-func (d decoder) recipient() (abi.Recipient, error) {
+// recipient reads the i-th recipient: an address and a counted list of
+// ESMTP arguments.
+func (d decoder) recipient(i int) (abi.Recipient, error) {
 	var rc abi.Recipient
-	var err error
-	if rc.Addr, err = d.string(); err != nil {
+	addr, err := d.bytes()
+	if err != nil {
 		return rc, err
 	}
+	rc.Addr = reuseAt(&envelopeStrings.rcptAddrs, i, addr.p)
 	n, err := d.uvarint()
 	if err != nil {
 		return rc, err

@@ -104,7 +104,7 @@ func runHook(h abi.Hook, n int32) []byte {
 		panic(err)
 	}
 	defer func() { currentCall++ }() // retire this call's Headers views
-	m, err := newMessage(in)
+	m, err := reuseMessage(in)
 	if err != nil {
 		panic(fmt.Errorf("decoding the %s event: %w", h, err))
 	}

@@ -42,17 +42,37 @@ var headerIndex []headerSpan
 // belongs to and refuses to be used in another.
 var currentCall uint64
 
+// callMessage is the Message of every hook call, reused: a Message is valid
+// only during its call, and a fresh one per call was a ~400-byte allocation
+// with pointers, which a Go guest pays for dearly (see decode.go).
+var callMessage Message
+
 // newMessage decodes the encoded event raw, which must stay unchanged until
-// the call ends, into the Message a handler sees.
+// the call ends, into a new Message.
 func newMessage(raw []byte) (*Message, error) {
 	m := &Message{}
+	return m, m.decode(raw)
+}
+
+// reuseMessage is newMessage for a hook call: it decodes into callMessage,
+// keeping the backing array of its actions (the previous call's answer was
+// encoded before that call returned).
+func reuseMessage(raw []byte) (*Message, error) {
+	m := &callMessage
+	actions := m.actions[:0]
+	clear(m.actions) // drop the previous call's strings for the collector
+	*m = Message{actions: actions}
+	return m, m.decode(raw)
+}
+
+func (m *Message) decode(raw []byte) error {
 	spans, err := decodeInto(raw, &m.ev, headerIndex[:0])
 	headerIndex = spans
 	if err != nil {
-		return nil, err
+		return err
 	}
 	m.headers = Headers{raw: raw, spans: spans, call: currentCall}
-	return m, nil
+	return nil
 }
 
 // Hook returns the hook being called.
