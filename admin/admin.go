@@ -16,7 +16,6 @@ import (
 // Options configure the API.
 type Options struct {
 	Ledger retry.Ledger // nil: the queue endpoints answer 404 "no ledger configured"
-	Policy retry.Policy // for the text of an administrator's expiry
 	Cache  Cache        // nil: the cache endpoints answer 404
 	Token  string       // "" : no token required
 	Clock  func() time.Time

@@ -107,7 +107,7 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Server, erro
 	s.milter = &milter.Server{Backend: backend{s}, ReadTimeout: cfg.Milter.ReadTimeout.Duration,
 		WriteTimeout: cfg.Milter.WriteTimeout.Duration, MaxPacket: int(cfg.Milter.MaxPacket), Logger: log}
 	if cfg.Admin.Listen != "" {
-		ao := admin.Options{Ledger: ledger, Policy: retryPolicy(cfg), Cache: adminCache{props},
+		ao := admin.Options{Ledger: ledger, Cache: adminCache{props},
 			Token: cfg.Admin.Token, Clock: opts.Clock, Logger: log, Ready: s.Ready, Metrics: opts.Metrics.Handler()}
 		if opts.LoadConfig != nil {
 			ao.Reload = s.ReloadConfig
