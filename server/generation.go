@@ -54,12 +54,12 @@ func buildGeneration(ctx context.Context, cfg *config.Config, sh shared) (*gener
 	if err != nil {
 		return nil, cfg.Errorf("stamp", "%v", err)
 	}
-	loaded, err := LoadPlugins(ctx, sh.host, cfg)
+	loaded, policy, err := loadAll(ctx, cfg, sh)
 	if err != nil {
 		return nil, err
 	}
 	chain := plugins.NewChain(loaded...)
-	notices, err := buildNotices(ctx, cfg, sh.host, sh.ledger, sh.cache, sh.opts, sh.log)
+	notices, err := buildNotices(ctx, cfg, policy, sh.ledger, sh.cache, sh.opts, sh.log)
 	if err != nil {
 		chain.Close(ctx)
 		return nil, err
@@ -68,6 +68,31 @@ func buildGeneration(ctx context.Context, cfg *config.Config, sh shared) (*gener
 		AcceptOnStoreError: cfg.Retry.OnStoreError == "accept", Cache: sh.cache, Clock: sh.opts.Clock, Logger: sh.log,
 		Observer: pipelineObserver{sh.opts.Metrics}}, cfg))
 	return &generation{cfg: cfg, chain: chain, pipeline: pl, notices: notices}, nil
+}
+
+// loadAll loads the plugins and, when notices are on, the delay policy,
+// the policy alongside the plugins (each is a Wasm module to decode and
+// instantiate; together they are most of a start). Every failure of either
+// is reported, each at its config key; on error nothing is left open.
+func loadAll(ctx context.Context, cfg *config.Config, sh shared) ([]*plugins.Plugin, *plugins.Chain, error) {
+	var policy *plugins.Chain
+	var policyErr *config.Error
+	var wg sync.WaitGroup
+	if wantsNotices(cfg, sh.ledger) {
+		wg.Go(func() { policy, policyErr = loadPolicy(ctx, sh.host, cfg) })
+	}
+	loaded, errs := loadPlugins(ctx, sh.host, cfg)
+	wg.Wait()
+	if errs == nil && policyErr == nil {
+		return loaded, policy, nil
+	}
+	closePlugins(ctx, loaded) // nil when they failed: loadPlugins closed them
+	if policyErr != nil {
+		errs = append(errs, policyErr)
+	} else if policy != nil {
+		policy.Close(ctx)
+	}
+	return nil, nil, errs
 }
 
 // enter counts a session in; it reports false for a generation already

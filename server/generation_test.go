@@ -70,3 +70,36 @@ func waitUntil(t *testing.T, cond func() bool, what string) {
 		}
 	}
 }
+
+// TestEveryLoadFailureIsReported: the plugins and the delay policy load
+// concurrently, and every one that fails is reported at its own config key
+// and line, the plugins in config order, the good plugin closed.
+func TestEveryLoadFailureIsReported(t *testing.T) {
+	data := "[runtime]\ncompilation_cache = \"" + wasmtest.CompilationCacheDir(t) + "\"\n[admin]\nlisten = \"\"\n" +
+		"[notify.policy]\npath = \"builtin:nosuchpolicy\"\n" +
+		"[[plugins]]\nname = \"good\"\npath = \"builtin:stamp\"\n" +
+		"[[plugins]]\nname = \"missing\"\npath = \"missing.wasm\"\n" +
+		"[[plugins]]\nname = \"nobuiltin\"\npath = \"builtin:nosuch\"\n"
+	cfg, err := config.Parse([]byte(data), "t.toml", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir()) // the default bbolt ledger lands here
+	_, err = Build(context.Background(), cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	errs, ok := err.(config.Errors)
+	if !ok {
+		t.Fatalf("Build: %v (%T), want config.Errors", err, err)
+	}
+	want := []struct {
+		key  string
+		line int
+	}{{"plugins[1].path", 12}, {"plugins[2].path", 15}, {"notify.policy.path", 6}}
+	if len(errs) != len(want) {
+		t.Fatalf("Build reported %d errors, want %d: %v", len(errs), len(want), err)
+	}
+	for i, w := range want {
+		if errs[i].Key != w.key || errs[i].Line != w.line {
+			t.Errorf("error %d at %s line %d, want %s line %d: %v", i, errs[i].Key, errs[i].Line, w.key, w.line, errs[i])
+		}
+	}
+}

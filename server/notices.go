@@ -44,18 +44,21 @@ var canceled = func() context.Context {
 	return ctx
 }()
 
-// buildNotices loads the delay policy and makes the notifier and its
-// sweeper; nil when there is no ledger or no policy.
-func buildNotices(ctx context.Context, cfg *config.Config, host *plugins.Host, ledger retry.Ledger,
+// wantsNotices reports whether the server sends delay notices: it needs a
+// ledger to sweep and a delay policy to ask.
+func wantsNotices(cfg *config.Config, ledger retry.Ledger) bool {
+	return ledger != nil && cfg.Notify.Policy.Path != ""
+}
+
+// buildNotices makes the notifier and its sweeper over the loaded delay
+// policy (see loadPolicy), which it owns from then on, closing it on error;
+// nil when the policy is nil (see wantsNotices).
+func buildNotices(ctx context.Context, cfg *config.Config, policy *plugins.Chain, ledger retry.Ledger,
 	kv *cache.Cache, opts Options, log *slog.Logger) (*delayNotices, error) {
-	nc := &cfg.Notify
-	if ledger == nil || nc.Policy.Path == "" {
+	if policy == nil {
 		return nil, nil
 	}
-	policy, cerr := loadPolicy(ctx, host, cfg)
-	if cerr != nil {
-		return nil, cerr
-	}
+	nc := &cfg.Notify
 	hostname, err := reportingHost(nc.Hostname)
 	if err != nil {
 		policy.Close(ctx)

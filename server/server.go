@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -181,25 +182,64 @@ func newHost(ctx context.Context, cfg *config.Config, log *slog.Logger, opts Opt
 
 // LoadPlugins loads every configured plugin. It tries them all and reports
 // every failure, each located at its [[plugins]] block, so one run of
-// `wasmilter check` shows everything to fix.
+// `wasmilter check` shows everything to fix. On error nothing is left open.
+//
+// The plugins load concurrently, at most GOMAXPROCS at once: loading is CPU
+// work (wazero decodes and validates each module, then maps its machine
+// code from the compilation cache and creates the first instance), so a
+// start with three Go modules takes about the time of the slowest one on a
+// machine with as many cores.
 func LoadPlugins(ctx context.Context, host *plugins.Host, cfg *config.Config) ([]*plugins.Plugin, error) {
-	var loaded []*plugins.Plugin
-	var errs config.Errors
-	for i := range cfg.Plugins {
-		p, err := loadPlugin(ctx, host, cfg, i)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		loaded = append(loaded, p)
-	}
-	if len(errs) > 0 {
-		for _, p := range loaded {
-			p.Close(ctx)
-		}
+	loaded, errs := loadPlugins(ctx, host, cfg)
+	if errs != nil {
 		return nil, errs
 	}
 	return loaded, nil
+}
+
+// loadPlugins is LoadPlugins with its errors as config.Errors, for callers
+// that report them together with others.
+func loadPlugins(ctx context.Context, host *plugins.Host, cfg *config.Config) ([]*plugins.Plugin, config.Errors) {
+	loaded := make([]*plugins.Plugin, len(cfg.Plugins))
+	errs := make([]*config.Error, len(cfg.Plugins))
+	forEachConcurrently(len(cfg.Plugins), func(i int) {
+		loaded[i], errs[i] = loadPlugin(ctx, host, cfg, i)
+	})
+	var failed config.Errors
+	for _, err := range errs {
+		if err != nil {
+			failed = append(failed, err) // in config order, whatever order they finished in
+		}
+	}
+	if len(failed) > 0 {
+		closePlugins(ctx, loaded)
+		return nil, failed
+	}
+	return loaded, nil
+}
+
+// forEachConcurrently calls f(0) … f(n-1), at most GOMAXPROCS at a time,
+// and returns when every call has.
+func forEachConcurrently(n int, f func(i int)) {
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i := range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			f(i)
+		})
+	}
+	wg.Wait()
+}
+
+// closePlugins closes the plugins that loaded (nil entries did not).
+func closePlugins(ctx context.Context, ps []*plugins.Plugin) {
+	for _, p := range ps {
+		if p != nil {
+			p.Close(ctx)
+		}
+	}
 }
 
 func loadPlugin(ctx context.Context, host *plugins.Host, cfg *config.Config, i int) (*plugins.Plugin, *config.Error) {
