@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 
 	"github.com/wasmilter/wasmilter/sdk/abi"
 )
@@ -68,7 +69,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, abi.InitAnswer, er
 	inst := &instance{plugin: p, log: newGuestLog(p.logger, p.spec.Name)}
 	inst.stdout = newStreamWriter(inst.log, slog.LevelInfo, "stdout")
 	inst.stderr = newStreamWriter(inst.log, slog.LevelWarn, "stderr")
-	mod, err := p.runtime.InstantiateModule(ctx, p.compiled,
+	mod, err := p.runtime.InstantiateModule(experimental.WithMemoryAllocator(ctx, p.mem.allocator()), p.compiled,
 		sandboxConfig().WithStdout(inst.stdout).WithStderr(inst.stderr))
 	if err != nil {
 		return nil, abi.InitAnswer{}, fmt.Errorf("instantiate: %w", err)

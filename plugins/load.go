@@ -107,6 +107,7 @@ func (h *Host) load(ctx context.Context, spec Spec) (*Plugin, error) {
 	}
 	if err := h.register(p); err != nil {
 		_ = rt.Close(ctx)
+		p.mem.release()
 		return nil, err
 	}
 	return p, nil
@@ -118,7 +119,7 @@ func isWasm(b []byte) bool {
 	return len(b) >= 8 && bytes.Equal(b[:8], []byte("\x00asm\x01\x00\x00\x00"))
 }
 
-func (h *Host) newPlugin(ctx context.Context, spec Spec, rt wazero.Runtime) (*Plugin, error) {
+func (h *Host) newPlugin(ctx context.Context, spec Spec, rt wazero.Runtime) (_ *Plugin, err error) {
 	compiled, err := rt.CompileModule(ctx, spec.Wasm)
 	if err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
@@ -130,7 +131,14 @@ func (h *Host) newPlugin(ctx context.Context, spec Spec, rt wazero.Runtime) (*Pl
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		return nil, fmt.Errorf("instantiate WASI: %w", err)
 	}
+	spec.Wasm = nil // compiled: the plugin must not keep the module's bytes (3 MB for a Go guest) alive
 	p := newPlugin(h, spec, rt, compiled)
+	defer func() {
+		if err != nil { // the runtime first: it frees the memories into p.mem
+			_ = rt.Close(ctx)
+			p.mem.release()
+		}
+	}()
 	if err := p.instantiateHostModule(ctx); err != nil {
 		return nil, fmt.Errorf("instantiate host functions: %w", err)
 	}

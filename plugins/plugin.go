@@ -37,6 +37,8 @@ type Plugin struct {
 	closed    bool
 	inflight  sync.WaitGroup
 
+	mem guestMemory // the instances' linear memories
+
 	stats  pluginCounters
 	timers [abi.NumHooks]Timer // per hook, resolved at Load (see Observer)
 }
@@ -120,10 +122,26 @@ func (p *Plugin) Close(ctx context.Context) error {
 	case <-drained:
 	case <-ctx.Done(): // closing the runtime below stops the stragglers
 	}
-	if err := p.runtime.Close(context.WithoutCancel(ctx)); err != nil {
+	err := p.runtime.Close(context.WithoutCancel(ctx))
+	p.releaseMemory(drained)
+	if err != nil {
 		return fmt.Errorf("plugin %q: close: %w", p.spec.Name, err)
 	}
 	return nil
+}
+
+// releaseMemory unmaps the guests' memories once no call is in flight: at
+// once if the calls drained, else when the last straggler has stopped.
+func (p *Plugin) releaseMemory(drained <-chan struct{}) {
+	select {
+	case <-drained:
+		p.mem.release()
+	default:
+		go func() {
+			<-drained
+			p.mem.release()
+		}()
+	}
 }
 
 // enter registers work that Close must wait for; false once closed.
