@@ -29,6 +29,8 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// Metrics serves /metrics; nil: 404.
 	Metrics http.Handler
+	// Pprof serves net/http/pprof under /debug/pprof/ ([admin] pprof).
+	Pprof bool
 }
 
 // readyTimeout bounds one readiness check: a probe must get its answer
@@ -66,6 +68,9 @@ func NewHandler(o Options) http.Handler {
 	mux.HandleFunc("GET /v1/cache/stats", a.withCache(a.cacheStats))
 	mux.HandleFunc("POST /v1/cache/flush", a.withCache(a.cacheFlush))
 	mux.HandleFunc("POST /v1/reload", a.reload)
+	if o.Pprof {
+		handlePprof(mux)
+	}
 	// The probes are answered without the token: a load balancer, systemd
 	// or an orchestrator probing liveness should not hold the admin
 	// secret, and all they learn is up or down and, when down, why.

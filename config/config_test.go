@@ -217,6 +217,10 @@ listen = "0.0.0.0:8898"
 	if _, err := Parse([]byte("[admin]\nlisten = \"0.0.0.0:8898\"\ntoken = \"s3cret\"\n"), "f.toml", "."); err != nil {
 		t.Errorf("a non-loopback admin listener with a token: %v", err)
 	}
+	if _, err := Parse([]byte("[admin]\nlisten = \"\"\npprof = true\n"), "f.toml", "."); err == nil ||
+		!strings.Contains(err.Error(), "f.toml:3: admin.pprof:") {
+		t.Errorf("pprof without an admin listener: %v, want an error at admin.pprof", err)
+	}
 	for _, store := range []string{"redis://127.0.0.1:6379/0", "rediss://:pw@redis.example:6380/2?dial_timeout=2s",
 		"redis+sentinel://127.0.0.1:26379/0?master_name=ledger&addr=127.0.0.2:26379"} {
 		cfg, err := Parse([]byte("[retry]\nstore = \""+store+"\"\n"), "f.toml", ".")

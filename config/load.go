@@ -168,7 +168,7 @@ func knownKeys(table toml.Key) []string {
 		"stamp":   {"header", "keys"},
 		"cache":   {"max_entries", "max_bytes", "ttl", "kv_share"},
 		"retry":   {"store", "redis_prefix", "max_age", "keep_passed", "expired_text", "on_store_error"},
-		"admin":   {"listen", "token"},
+		"admin":   {"listen", "token", "pprof"},
 		"notify": {"enabled", "sweep_interval", "smtp", "starttls", "timeout", "hostname", "from", "node",
 			"lease", "retry_after", "rate_limit", "rate_window", "cleared", "policy"},
 		"notify.policy": {"name", "path", "timeout", "memory", "max_instances", "config"},

@@ -90,6 +90,10 @@ type Retry struct {
 type Admin struct {
 	Listen string `toml:"listen"`
 	Token  string `toml:"token"`
+	// Pprof serves Go's profiler (net/http/pprof) under /debug/pprof/,
+	// behind the token like every other route. Off by default: a profile
+	// shows what the process holds, mail included.
+	Pprof bool `toml:"pprof"`
 }
 
 // Notify is the [notify] table: delay notifications to senders whose mail

@@ -173,6 +173,9 @@ func (c *Config) validateRetry(v *validator) {
 
 func (c *Config) validateAdmin(v *validator) {
 	if c.Admin.Listen == "" {
+		if c.Admin.Pprof {
+			v.fail("admin.pprof", "the profiler is served on the admin API: set admin.listen")
+		}
 		return
 	}
 	host, _, err := net.SplitHostPort(c.Admin.Listen)

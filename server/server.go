@@ -109,7 +109,8 @@ func Build(ctx context.Context, cfg *config.Config, opts Options) (*Server, erro
 		WriteTimeout: cfg.Milter.WriteTimeout.Duration, MaxPacket: int(cfg.Milter.MaxPacket), Logger: log}
 	if cfg.Admin.Listen != "" {
 		ao := admin.Options{Ledger: ledger, Cache: adminCache{props},
-			Token: cfg.Admin.Token, Clock: opts.Clock, Logger: log, Ready: s.Ready, Metrics: opts.Metrics.Handler()}
+			Token: cfg.Admin.Token, Clock: opts.Clock, Logger: log, Ready: s.Ready, Metrics: opts.Metrics.Handler(),
+			Pprof: cfg.Admin.Pprof}
 		if opts.LoadConfig != nil {
 			ao.Reload = s.ReloadConfig
 		}
