@@ -41,7 +41,7 @@ type Spec struct {
 	MemoryLimit  uint64            // bytes, rounded up to 64 KiB pages; 0 means 64 MiB
 	OnError      OnError           // what a failure means for the message
 	Config       []abi.ConfigEntry // handed to wasmilter_init
-	MaxInstances int               // pool bound; 0 means 2*GOMAXPROCS
+	MaxInstances int               // pool bound; 0 means defaultMaxInstances()
 }
 
 // withDefaults fills zero fields and checks the rest.
@@ -67,10 +67,17 @@ func (s Spec) withDefaults() (Spec, error) {
 	}
 	s.MemoryLimit = pages * wasmPageSize
 	if s.MaxInstances == 0 {
-		s.MaxInstances = 2 * runtime.GOMAXPROCS(0)
+		s.MaxInstances = defaultMaxInstances()
 	}
 	return s, nil
 }
+
+// defaultMaxInstances bounds a plugin's pool at one instance per CPU, as
+// no more calls than that can run at once; at least two, so that one call
+// running into its deadline does not hold up every other message. (Twice
+// the CPUs bought no throughput on 2 cores, at 8 or 64 connections, and
+// cost ~3-4 MiB of guest memory per extra Go instance: docs/BENCHMARKS.md.)
+func defaultMaxInstances() int { return max(2, runtime.GOMAXPROCS(0)) }
 
 // Load compiles a plugin, checks its ABI, creates and initializes its first
 // instance and returns the plugin ready to run, that instance pooled. Every

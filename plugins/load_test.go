@@ -71,7 +71,7 @@ func TestLoadDefaultsAndHooks(t *testing.T) {
 	if spec.MemoryLimit != 2*65536 {
 		t.Errorf("MemoryLimit = %d, want rounded up to 2 pages", spec.MemoryLimit)
 	}
-	if want := 2 * runtime.GOMAXPROCS(0); spec.MaxInstances != want {
+	if want := max(2, runtime.GOMAXPROCS(0)); spec.MaxInstances != want {
 		t.Errorf("MaxInstances = %d, want %d", spec.MaxInstances, want)
 	}
 	// good.wat exports helo too, but its init answer narrows the hooks.
