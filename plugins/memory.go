@@ -39,7 +39,9 @@ func (g *guestMemory) allocator() experimental.MemoryAllocator {
 }
 
 // allocate hands out a kept reservation of at least max bytes, or makes
-// one; if the address space cannot be reserved it falls back to a Go slice.
+// one; if the address space cannot be reserved (e.g. with strict
+// overcommit, vm.overcommit_memory = 2, where MAP_NORESERVE is ignored and
+// the whole limit counts) it falls back to a Go slice.
 func (g *guestMemory) allocate(capacity, max uint64) experimental.LinearMemory {
 	g.mu.Lock()
 	defer g.mu.Unlock()
