@@ -334,18 +334,25 @@ func (d *demo) waitFor(what string, cond func() bool) {
 	}
 }
 
-// logLine returns the first line of wasmilter's JSON log that match accepts.
+// logLine waits for the first line of wasmilter's JSON log that match
+// accepts. The line may come a little after the SMTP client has its
+// answer: the milter writes its reply first, and Postfix's abort of the
+// refused message ends the session's record of it.
 func (d *demo) logLine(match func(map[string]any) bool) map[string]any {
-	sc := bufio.NewScanner(strings.NewReader(d.log.String()))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var line map[string]any
-		if json.Unmarshal(sc.Bytes(), &line) == nil && match(line) {
-			return line
+	var found map[string]any
+	d.waitFor("such a line in wasmilter's log", func() bool {
+		sc := bufio.NewScanner(strings.NewReader(d.log.String()))
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var line map[string]any
+			if json.Unmarshal(sc.Bytes(), &line) == nil && match(line) {
+				found = line
+				return true
+			}
 		}
-	}
-	d.t.Fatalf("wasmilter logged no such line:\n%s", d.log)
-	return nil
+		return false
+	})
+	return found
 }
 
 func header(t *testing.T, data []byte) textproto.Header {
