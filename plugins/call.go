@@ -60,7 +60,9 @@ func (p *Plugin) call(ctx context.Context, hook abi.Hook, event []byte, env Env)
 	// on a loaded machine, and that is not the plugin's fault.
 	ctx, cancel := context.WithTimeout(ctx, p.spec.Timeout)
 	defer cancel()
+	p.mem.enterCall()
 	answer, err := inst.callHook(&callContext{Context: ctx, inst: inst, env: env}, hook, event)
+	p.mem.leaveCall()
 	if err != nil {
 		kind := classify(err, inst.memoryFull())
 		p.discard(inst)

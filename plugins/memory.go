@@ -19,14 +19,43 @@ import (
 //
 // A freed memory is not unmapped but emptied (its pages given back) and
 // kept for the plugin's next instance: wazero frees a memory when its
-// module closes, which Plugin.Close may do while a call that overran its
-// deadline is still running; unmapping under it would crash the process.
-// The reservations are unmapped by release, once no call can run.
+// module closes, which it may do (a deadline, Plugin.Close) while the call
+// that overran is still running; unmapping under it would crash the
+// process. Nor is it handed to another instance while any call of the
+// plugin is in flight: the overrunning call could still write a few bytes
+// before it notices the close, and those must never land in another
+// message's instance. Such a memory waits in pending until the plugin has
+// no call in flight. The reservations are unmapped by release, once no
+// call can run.
 type guestMemory struct {
 	mu       sync.Mutex
+	calls    int            // calls in flight on the plugin's instances
+	pending  []*reservation // freed while a call was in flight
 	free     []*reservation // emptied, ready for the next instance
 	all      []*reservation // every reservation made, for release
 	released bool
+}
+
+// enterCall and leaveCall bracket every call of a hook: a memory freed
+// meanwhile is reused only once no call is in flight.
+func (g *guestMemory) enterCall() {
+	g.mu.Lock()
+	g.calls++
+	g.mu.Unlock()
+}
+
+func (g *guestMemory) leaveCall() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.calls--
+	if g.calls > 0 || len(g.pending) == 0 || g.released {
+		return
+	}
+	for _, r := range g.pending {
+		r.empty() // again: an overrunning call may have written after the first
+	}
+	g.free = append(g.free, g.pending...)
+	g.pending = nil
 }
 
 // allocator returns the wazero hook, or nil where reserving is not
@@ -67,6 +96,10 @@ func (g *guestMemory) recycle(r *reservation) {
 		return // unmapped: the address range may belong to someone else now
 	}
 	r.empty()
+	if g.calls > 0 {
+		g.pending = append(g.pending, r)
+		return
+	}
 	g.free = append(g.free, r)
 }
 
@@ -79,7 +112,7 @@ func (g *guestMemory) release() {
 	for _, r := range g.all {
 		r.unmap()
 	}
-	g.all, g.free = nil, nil
+	g.all, g.free, g.pending = nil, nil, nil
 }
 
 // linearMemory is one instance's memory on a reservation.

@@ -38,3 +38,34 @@ func TestGuestMemoryGrowsInPlaceAndComesBackEmpty(t *testing.T) {
 		t.Error("one reservation handed out twice")
 	}
 }
+
+// TestGuestMemoryFreedDuringACallWaitsForQuiet: a memory freed while a call
+// is in flight (wazero closing a module whose call overran its deadline)
+// is not handed to another instance until no call is in flight, and is
+// emptied again then: the overrunning call may have written to it late.
+func TestGuestMemoryFreedDuringACallWaitsForQuiet(t *testing.T) {
+	if !reserveSupported {
+		t.Skip("no reservations on this platform")
+	}
+	var g guestMemory
+	defer g.release()
+	const limit = 2 * wasmPageSize
+	g.enterCall()
+	m := g.allocate(wasmPageSize, limit)
+	mem := m.Reallocate(wasmPageSize)
+	m.Free()
+	mem[7] = 9 // the overrunning call writes after the close
+
+	during := g.allocate(wasmPageSize, limit).Reallocate(wasmPageSize)
+	if &during[0] == &mem[0] {
+		t.Fatal("a memory freed during a call was reused while the call was in flight")
+	}
+	g.leaveCall()
+	after := g.allocate(wasmPageSize, limit).Reallocate(wasmPageSize)
+	if &after[0] != &mem[0] {
+		t.Fatal("the memory was not reused once no call was in flight")
+	}
+	if after[7] != 0 {
+		t.Error("the late write survived into the next instance")
+	}
+}
