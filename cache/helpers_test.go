@@ -4,31 +4,15 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/wasmilter/wasmilter/internal/manualclock"
 )
 
-// fakeClock is an injected clock: tests move time instead of sleeping.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 11, 22, 7, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
+// newFakeClock is an injected clock: tests move time instead of sleeping.
+func newFakeClock() *manualclock.Clock {
+	return manualclock.New(time.Date(2026, 11, 22, 7, 0, 0, 0, time.UTC))
 }
 
 // realisticHeader is a 20-field header as Postfix passes it after a few

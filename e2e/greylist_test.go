@@ -3,33 +3,15 @@ package e2e
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/wasmilter/wasmilter/internal/manualclock"
 	"github.com/wasmilter/wasmilter/internal/mtatest"
 	"github.com/wasmilter/wasmilter/retry"
 	"github.com/wasmilter/wasmilter/server"
 	"github.com/wasmilter/wasmilter/stamp"
 )
-
-// testClock is a clock the test moves; Postfix keeps real time.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // TestPostfixGreylistByMessageIdentity: the greylist example behind a real
 // Postfix. The first attempt gets 451 4.7.1 and is in the ledger; wasmilter
@@ -56,7 +38,7 @@ min_delay = "5m"
 name = "stamp"
 path = "builtin:stamp"
 `
-	clock := &testClock{now: time.Now().Truncate(time.Second)}
+	clock := manualclock.New(time.Now().Truncate(time.Second))
 	first := startFilterIn(t, toml, dir, server.Options{Clock: clock.Now})
 	pf, sink := postfixWith(t, first)
 	m := mail(t)

@@ -13,6 +13,7 @@ import (
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
 
+	"github.com/wasmilter/wasmilter/internal/manualclock"
 	"github.com/wasmilter/wasmilter/internal/mtatest"
 	"github.com/wasmilter/wasmilter/retry"
 	"github.com/wasmilter/wasmilter/server"
@@ -158,7 +159,7 @@ func TestPostfixDelayNotices(t *testing.T) {
 	sock := filepath.Join(mtatest.ShortTempDir(t), "milter.sock")
 	sink := mtatest.StartSink(t)
 	pf := mtatest.StartPostfix(t, mtatest.PostfixConfig{Milter: "unix:" + sock, RelayTo: sink.Addr, NoticeListener: true})
-	clock := &testClock{now: time.Now().Truncate(time.Second)}
+	clock := manualclock.New(time.Now().Truncate(time.Second))
 	startFilterIn(t, mxConfig(t, mxSetup{sock: sock, noticeAddr: pf.NoticeAddr}), t.TempDir(), server.Options{Clock: clock.Now})
 
 	m := mail(t)
@@ -225,7 +226,7 @@ func TestPostfixNoticeSurvivesRestart(t *testing.T) {
 				NoticeListener: true, NoticeListenerOptions: map[string]string{"smtpd_client_restrictions": "sleep,3,permit"}})
 			dir := t.TempDir()
 			toml := mxConfig(t, mxSetup{sock: sock, noticeAddr: pf.NoticeAddr})
-			clock := &testClock{now: time.Now().Truncate(time.Second)}
+			clock := manualclock.New(time.Now().Truncate(time.Second))
 			first := startFilterIn(t, toml, dir, server.Options{Clock: clock.Now})
 
 			m := mail(t)

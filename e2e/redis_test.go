@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmilter/wasmilter/internal/manualclock"
 	"github.com/wasmilter/wasmilter/internal/mtatest"
 	"github.com/wasmilter/wasmilter/internal/redistest"
 	"github.com/wasmilter/wasmilter/retry"
@@ -22,7 +23,7 @@ type mxNode struct {
 	filter *filter
 }
 
-func startNode(t *testing.T, name, redisURL string, sink *mtatest.Sink, clock *testClock) mxNode {
+func startNode(t *testing.T, name, redisURL string, sink *mtatest.Sink, clock *manualclock.Clock) mxNode {
 	t.Helper()
 	sock := filepath.Join(mtatest.ShortTempDir(t), "milter.sock")
 	pf := mtatest.StartPostfix(t, mtatest.PostfixConfig{Milter: "unix:" + sock, RelayTo: sink.Addr, NoticeListener: true})
@@ -39,7 +40,7 @@ func TestRedisMessageDeferredOnOneMXPassesOnAnother(t *testing.T) {
 	mtatest.Require(t, "postfix", "swaks")
 	rd := redistest.Start(t)
 	sink := mtatest.StartSink(t)
-	clock := &testClock{now: time.Now().Truncate(time.Second)}
+	clock := manualclock.New(time.Now().Truncate(time.Second))
 	mx1 := startNode(t, "mx1", rd.URL(), sink, clock)
 	mx2 := startNode(t, "mx2", rd.URL(), sink, clock)
 
@@ -92,7 +93,7 @@ func TestRedisTwoNodesSendEachNoticeOnce(t *testing.T) {
 	rd := redistest.Start(t)
 	sink := mtatest.StartSink(t)
 	start := time.Now().Truncate(time.Second)
-	clock := &testClock{now: start}
+	clock := manualclock.New(start)
 
 	const records = 1000
 	seed, err := retry.OpenRedis(context.Background(), rd.URL(), retry.RedisOptions{Clock: clock.Now})
@@ -152,7 +153,7 @@ func TestRedisDownAndBack(t *testing.T) {
 	mtatest.Require(t, "postfix", "swaks")
 	rd := redistest.Start(t)
 	sink := mtatest.StartSink(t)
-	clock := &testClock{now: time.Now().Truncate(time.Second)}
+	clock := manualclock.New(time.Now().Truncate(time.Second))
 	mx := startNode(t, "mx1", rd.URL(), sink, clock)
 
 	before := mail(t)

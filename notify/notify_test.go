@@ -17,6 +17,7 @@ import (
 
 	"github.com/wasmilter/wasmilter/cache"
 	"github.com/wasmilter/wasmilter/dsn"
+	"github.com/wasmilter/wasmilter/internal/manualclock"
 	"github.com/wasmilter/wasmilter/internal/wasmtest"
 	"github.com/wasmilter/wasmilter/notify"
 	"github.com/wasmilter/wasmilter/plugins"
@@ -31,15 +32,6 @@ import (
 // recording fake (the end-to-end tests use a real Postfix).
 
 var t0 = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-
-// clock is a settable clock shared by the ledger and the notifier.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.now = t }
 
 // relay records submitted notices; fail, when set, answers each submission.
 type relay struct {
@@ -74,7 +66,7 @@ func (r *relay) notices() []submitted {
 type fixture struct {
 	t      *testing.T
 	ledger *retry.Bolt
-	clock  *clock
+	clock  *manualclock.Clock
 	relay  *relay
 	policy *plugins.Chain
 	kv     *cache.Cache
@@ -101,7 +93,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 func newFixture(t *testing.T, config ...abi.ConfigEntry) *fixture {
 	t.Helper()
-	c := &clock{now: t0}
+	c := manualclock.New(t0)
 	l, err := retry.OpenBolt(filepath.Join(t.TempDir(), "ledger.db"), retry.BoltOptions{Clock: c.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wasmilter/wasmilter/config"
+	"github.com/wasmilter/wasmilter/internal/manualclock"
 	"github.com/wasmilter/wasmilter/retry"
 	"github.com/wasmilter/wasmilter/server"
 )
@@ -78,25 +79,6 @@ func parseOffset(s string) (time.Duration, error) {
 	return d.Duration, nil
 }
 
-// simClock is the simulated clock every part of the server reads: the
-// pipeline, the plugins' now, the delay hook's event time, the sweeper.
-type simClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *simClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *simClock) set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
-}
-
 // noticeRecorder is the notifier's Sender in a replay: it keeps what would
 // have been submitted to the relay, and accepts it, so the ledger records
 // the notice as sent just as after a real 250.
@@ -135,7 +117,7 @@ func (r *noticeRecorder) since(n int) []recordedNotice {
 // across the steps as they would in a running server.
 type player struct {
 	travel  *timeTravel
-	clock   *simClock
+	clock   *manualclock.Clock // the simulated clock: pipeline, plugins, delay hook, sweeper
 	sent    *noticeRecorder
 	srv     *server.Server
 	ledger  retry.Ledger
@@ -158,7 +140,7 @@ type stepOutcome struct {
 
 // run builds the server on the simulated clock and plays every step.
 func (t *timeTravel) run(cfg *config.Config, log *slog.Logger, f *replayFlags, m *replayMessage, w io.Writer) error {
-	clock := &simClock{now: t.start}
+	clock := manualclock.New(t.start)
 	ledger, closeLedger, err := throwawayLedger(clock.Now)
 	if err != nil {
 		return err
@@ -192,7 +174,7 @@ func (t *timeTravel) run(cfg *config.Config, log *slog.Logger, f *replayFlags, m
 // step sets the clock, lets the sweeper catch up, then plays one attempt.
 func (p *player) step(ctx context.Context, at time.Duration) (stepOutcome, error) {
 	o := stepOutcome{at: at, now: p.travel.start.Add(at)}
-	p.clock.set(o.now)
+	p.clock.Set(o.now)
 	before := p.sent.count()
 	if err := p.sweep(ctx); err != nil {
 		o.sweepErr = err
