@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/wasmilter/wasmilter/milter"
@@ -143,7 +142,7 @@ func (s *session) storeErrorPolicy() string {
 // MTA checked and is left out rather than failing the deferral.
 func (s *session) authUser() string {
 	name, _ := s.macros.Macro(authMacro)
-	if len(name) > retry.MaxAuthUserBytes || strings.ContainsAny(name, "\r\n\x00") {
+	if !retry.ValidAuthUser(name) {
 		return ""
 	}
 	return name

@@ -248,11 +248,17 @@ func validateAttempt(a Attempt, class int, optional bool) error {
 	return nil
 }
 
+// ValidAuthUser reports whether name can be kept as Record.AuthUser: at
+// most MaxAuthUserBytes, no CR, LF or NUL ("" is valid: not authenticated).
+func ValidAuthUser(name string) bool {
+	return len(name) <= MaxAuthUserBytes && !strings.ContainsAny(name, "\r\n\x00")
+}
+
 func validateDeferral(d Deferral) error {
 	if err := validateID(d.ID); err != nil {
 		return err
 	}
-	if len(d.AuthUser) > MaxAuthUserBytes || strings.ContainsAny(d.AuthUser, "\r\n\x00") {
+	if !ValidAuthUser(d.AuthUser) {
 		return fmt.Errorf("%w: login name: at most %d bytes, no CR, LF or NUL", ErrInvalid, MaxAuthUserBytes)
 	}
 	return validateAttempt(d.Attempt, 4, false)
