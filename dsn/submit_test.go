@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -72,7 +73,7 @@ func startMTA(t *testing.T, opts ...mtaOption) *testMTA {
 	}))
 	srv.Domain = "mta.test"
 	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
-	srv.ErrorLog = testLogger{t}
+	srv.ErrorLog = newTestLogger(t)
 	for _, o := range opts {
 		o(m, srv)
 	}
@@ -136,10 +137,35 @@ func (s *mtaSession) Data(r io.Reader) error {
 	return nil
 }
 
-type testLogger struct{ t *testing.T }
+// testLogger sends the SMTP server's log to the test's, until the test
+// ends: go-smtp's connection goroutines may still log (a reset by the
+// client, say) after the test has returned, and testing panics then.
+type testLogger struct {
+	t    *testing.T
+	mu   *sync.Mutex
+	done *bool
+}
 
-func (l testLogger) Printf(format string, v ...any) { l.t.Logf("smtp server: "+format, v...) }
-func (l testLogger) Println(v ...any)               { l.t.Log(append([]any{"smtp server:"}, v...)...) }
+func newTestLogger(t *testing.T) testLogger {
+	l := testLogger{t: t, mu: new(sync.Mutex), done: new(bool)}
+	t.Cleanup(func() {
+		l.mu.Lock()
+		*l.done = true
+		l.mu.Unlock()
+	})
+	return l
+}
+
+func (l testLogger) Printf(format string, v ...any) { l.log(fmt.Sprintf(format, v...)) }
+func (l testLogger) Println(v ...any)               { l.log(fmt.Sprintln(v...)) }
+
+func (l testLogger) log(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !*l.done {
+		l.t.Log("smtp server: " + s)
+	}
+}
 
 // silentListener accepts connections and never says a word, like an MTA
 // that hangs before its greeting. accepted receives each connection.

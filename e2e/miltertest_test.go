@@ -61,7 +61,7 @@ func TestMiltertestExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("miltertest: %v\n%s", err, out)
 	}
-	for _, want := range []string{"message 1: ", "X-Wasmilter-Stamp: v=1; id=", "message 2: replycode at end of header", "\nok\n"} {
+	for _, want := range []string{"message 1: ", "X-Wasmilter-Stamp: v=1; id=", "message 2: replycode at end of message", "\nok\n"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("miltertest output lacks %q:\n%s", want, out)
 		}

@@ -217,7 +217,7 @@ func (h *connHandler) negotiate() error {
 	if err := h.newSession(); err != nil {
 		return err
 	}
-	result := negotiate(offer, h.needs)
+	result := negotiate(offer, h.needs, quietAllowed(h.nc))
 	h.conn.actions = result.actions
 	h.conn.protocol = result.protocol
 	h.log.Debug("negotiated", "version", result.version,
@@ -275,6 +275,22 @@ func (h *connHandler) dispatch(cmd byte, data []byte) (quit bool, err error) {
 		return false, protoErrorf("OPTNEG repeated after negotiation")
 	}
 	return false, protoErrorf("unknown command code %s", commandName(cmd))
+}
+
+// answerUnlessQuiet answers an event, unless the MTA was asked not to
+// wait for a reply there (nr, an SMFIP_NR_* bit): then it writes nothing.
+// A Session that decides something at such a stage (it declared it never
+// would, see Needs.AlwaysContinue) cannot be heard; rather than let the
+// message through as if it had continued, the connection is closed, and
+// the MTA applies its milter_default_action (Postfix: tempfail).
+func (h *connHandler) answerUnlessQuiet(stage string, nr gomilter.OptProtocol, r Reply, endsMessage bool) error {
+	if h.conn.protocol&nr == 0 {
+		return h.answer(stage, r, endsMessage)
+	}
+	if r.Action != Continue {
+		return fmt.Errorf("session answered %s at %s, where the MTA was told to expect no reply (SMFIP_NR); closing the connection so the MTA applies its default action", r.Action, stage)
+	}
+	return nil
 }
 
 // answer queues the reply for one event and sends it. A reply that ends
@@ -362,7 +378,7 @@ func (h *connHandler) onConnect(data []byte) error {
 	if h.needs.Connect {
 		r = h.session.Connect(info)
 	}
-	return h.answer("CONNECT", r, false)
+	return h.answerUnlessQuiet("CONNECT", gomilter.OptNoConnReply, r, false)
 }
 
 // onHelo: SMTP allows EHLO inside a transaction (it resets it, RFC 5321
@@ -379,7 +395,7 @@ func (h *connHandler) onHelo(data []byte) error {
 	if h.needs.Helo {
 		r = h.session.Helo(name)
 	}
-	return h.answer("HELO", r, false)
+	return h.answerUnlessQuiet("HELO", gomilter.OptNoHeloReply, r, false)
 }
 
 func (h *connHandler) onMail(data []byte) error {
@@ -396,7 +412,7 @@ func (h *connHandler) onMail(data []byte) error {
 		}
 		r = h.session.Mail(from, args)
 	}
-	return h.answer("MAIL", r, r.Action != Continue)
+	return h.answerUnlessQuiet("MAIL", gomilter.OptNoMailReply, r, r.Action != Continue)
 }
 
 // onRcpt: a Reject, TempFail or Discard at RCPT concerns that recipient (or
@@ -417,12 +433,14 @@ func (h *connHandler) onRcpt(data []byte) error {
 		}
 		r = h.session.Rcpt(to, args)
 	}
-	return h.answer("RCPT", r, r.Action == Accept)
+	return h.answerUnlessQuiet("RCPT", gomilter.OptNoRcptReply, r, r.Action == Accept)
 }
 
-// onData always answers: Postfix sends the DATA macros and event without
-// waiting, and a milter that stays silent there (SMFIP_NR_DATA) meets the
-// delayed ACK of the MTA's socket and stalls each message by ~40 ms.
+// onData answers when the MTA sends DATA although SMFIP_NODATA was asked
+// for (an MTA that does not offer it): Postfix sends the DATA macros and
+// event without waiting, and a milter that stays silent there
+// (SMFIP_NR_DATA) meets the delayed ACK of the MTA's socket and stalls
+// each message by ~40 ms.
 func (h *connHandler) onData() error {
 	if err := h.enterPhase(phaseData, byte(gomilter.CodeData)); err != nil {
 		return err
@@ -470,9 +488,18 @@ func (h *connHandler) onBody(chunk []byte) error {
 }
 
 // onEndOfMessage sends all modifications and the final reply in one write.
+// When end of header was negotiated away although the Session wants it
+// (SMFIP_NOEOH, see negotiate), the Session's EndOfHeaders runs first, and
+// a reply there that ends the message is the final reply.
 func (h *connHandler) onEndOfMessage() error {
+	eohPending := h.eohSkipped()
 	if err := h.enterPhase(phaseEOM, byte(gomilter.CodeEOB)); err != nil {
 		return err
+	}
+	if eohPending {
+		if r := h.session.EndOfHeaders(); r.Action != Continue {
+			return h.answer("EOM", r, true)
+		}
 	}
 	r, mods := h.session.EndOfMessage()
 	for _, m := range mods {
@@ -482,6 +509,19 @@ func (h *connHandler) onEndOfMessage() error {
 	err := h.flush()
 	h.endMessage(false)
 	return err
+}
+
+// eohSkipped reports whether the message reaching end of message still
+// owes the Session its EndOfHeaders: SMFIP_NOEOH was negotiated for a
+// Session that wants headers (and no body, so nothing came in between).
+func (h *connHandler) eohSkipped() bool {
+	return h.needs.Headers && h.conn.protocol&gomilter.OptNoEOH != 0 && h.phase < phaseEOH
+}
+
+// quietAllowed: the per-stage no-reply bits are used only on unix
+// sockets; see noReplyBits for why not over TCP.
+func quietAllowed(nc net.Conn) bool {
+	return nc.LocalAddr().Network() == "unix"
 }
 
 // queueModification drops, with a warning, what the MTA did not allow or

@@ -21,15 +21,29 @@
 //
 // The server replies with version min(6, offered), the actions the Session
 // needs that the MTA offers, and protocol bits only from the MTA's offer:
-// SMFIP_NO* for every stage the Session does not need (saving a round trip
-// per event), SMFIP_NR_HDR when headers are wanted (headers then stream
-// without a reply each) and SMFIP_NOUNKNOWN. It never asks for
-// SMFIP_NODATA or SMFIP_NR_DATA: Postfix sends the DATA event without
-// waiting, and a milter that stays silent there meets delayed ACK on the
-// MTA's socket and stalls every message by ~40 ms. An event the MTA sends
+//
+//   - SMFIP_NO* for every stage the Session does not need (saving a round
+//     trip per event) and SMFIP_NOUNKNOWN;
+//   - SMFIP_NR_HDR when headers are wanted (headers then stream without a
+//     reply each), and SMFIP_NOEOH when the body is not wanted too: the
+//     server calls EndOfHeaders itself at end of message and answers there;
+//   - on unix sockets only: SMFIP_NR_CONN, _HELO, _MAIL and _RCPT for the
+//     stages the Session declares it always continues
+//     (Needs.AlwaysContinue), and SMFIP_NODATA;
+//   - never SMFIP_NR_DATA, _EOH or _BODY.
+//
+// Over TCP, Postfix leaves Nagle's algorithm on for milter sockets: an
+// event the milter does not answer can make the MTA's next small write
+// wait for a delayed ACK, ~40 ms a message. Measured through a real
+// Postfix, SMFIP_NODATA over TCP halved the throughput, so over TCP
+// every stage except the headers is answered (negotiate.go has the
+// numbers' summary, docs/BENCHMARKS.md the runs). An event the MTA sends
 // although the Session does not need it is answered "continue" without
 // calling the Session. A modification whose action was not negotiated is
-// dropped with a warning.
+// dropped with a warning. After SMFIC_QUIT_NC the next Session keeps the
+// first negotiation: one that answers at a stage negotiated no-reply
+// cannot be heard, so the connection is closed and the MTA applies its
+// milter_default_action.
 //
 // # State machine (per connection)
 //

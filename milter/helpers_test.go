@@ -71,6 +71,7 @@ type testBackend struct {
 	onMail func(s *testSession, from string) Reply
 	onRcpt func(s *testSession, to string) Reply
 	onHelo func(s *testSession, name string) Reply
+	onEOH  func(s *testSession) Reply
 	onEOM  func(s *testSession) (Reply, []Modification)
 	// macrosAtEOM are looked up and recorded at end of message.
 	macrosAtEOM []string
@@ -146,6 +147,9 @@ func (s *testSession) Header(name, value string) {
 
 func (s *testSession) EndOfHeaders() Reply {
 	s.b.log.add("eoh headers=%d", s.headers)
+	if s.b.onEOH != nil {
+		return s.b.onEOH(s)
+	}
 	return Reply{}
 }
 

@@ -33,7 +33,7 @@ func TestNegotiationWithClient(t *testing.T) {
 		{
 			name:        "headers only",
 			needs:       Needs{Headers: true, Actions: gomilter.OptAddHeader},
-			wantProto:   gomilter.OptNoConnect | gomilter.OptNoHelo | gomilter.OptNoMailFrom | gomilter.OptNoRcptTo | gomilter.OptNoBody | gomilter.OptNoHeaderReply | gomilter.OptNoUnknown,
+			wantProto:   gomilter.OptNoConnect | gomilter.OptNoHelo | gomilter.OptNoMailFrom | gomilter.OptNoRcptTo | gomilter.OptNoBody | gomilter.OptNoHeaderReply | gomilter.OptNoEOH | gomilter.OptNoUnknown,
 			wantActions: gomilter.OptAddHeader,
 		},
 		{
@@ -56,11 +56,17 @@ func TestNegotiationWithClient(t *testing.T) {
 				t.Errorf("actions %#x, want %#x", uint32(s.ActionOpts), uint32(tc.wantActions))
 			}
 			if s.ProtocolOpts&(gomilter.OptNoData|gomilter.OptNoDataReply) != 0 {
-				t.Error("DATA must never be negotiated away")
+				t.Error("over TCP, DATA must never be negotiated away")
 			}
 		})
 	}
 }
+
+// quiet is what the pipeline asks for with plugins that hook only the
+// headers and the message: every stage, the body not, and no answer
+// before end of header.
+var quiet = Needs{Connect: true, Helo: true, Mail: true, Rcpt: true, Headers: true,
+	AlwaysContinue: StageConnect | StageHelo | StageMail | StageRcpt}
 
 // TestNegotiationHonoursOffer: nothing outside the MTA's offer is
 // requested, whatever the session needs.
@@ -73,11 +79,14 @@ func TestNegotiationHonoursOffer(t *testing.T) {
 		{optneg{6, fullActions, fullProtocol}, allNeeds(), optneg{6, allNeeds().Actions, gomilter.OptNoHeaderReply | gomilter.OptNoUnknown}},
 		{optneg{7, 0x3f, 0x7f}, Needs{}, optneg{6, 0, 0x7f}},
 		{optneg{2, gomilter.OptAddHeader, 0}, allNeeds(), optneg{2, gomilter.OptAddHeader, 0}},
-		{optneg{2, 0x3f, 0x7f}, Needs{Headers: true}, optneg{2, 0, 0x7f &^ (gomilter.OptNoHeaders | gomilter.OptNoEOH)}},
+		{optneg{2, 0x3f, 0x7f}, Needs{Headers: true}, optneg{2, 0, 0x7f &^ gomilter.OptNoHeaders}},
 		{optneg{4, 0x3f, gomilter.OptNoBody | gomilter.OptNoConnect}, Needs{Connect: true}, optneg{4, 0, gomilter.OptNoBody}},
+		// A Session that always continues: without quietOK (TCP) it is
+		// still answered everywhere.
+		{optneg{6, 0, fullProtocol}, quiet, optneg{6, 0, gomilter.OptNoBody | gomilter.OptNoHeaderReply | gomilter.OptNoEOH | gomilter.OptNoUnknown}},
 	}
 	for _, tc := range cases {
-		got := negotiate(tc.offer, tc.needs)
+		got := negotiate(tc.offer, tc.needs, false)
 		if got != tc.want {
 			t.Errorf("negotiate(%+v, %+v) = %+v, want %+v", tc.offer, tc.needs, got, tc.want)
 		}
@@ -320,4 +329,38 @@ func TestAbortMidMessageWithClient(t *testing.T) {
 		"eom headers=1 body=0 macros=[{rcpt_addr}=/false i=/false j=mx/true]",
 		"close 1",
 	)
+}
+
+// TestNegotiationQuietStages: over a unix socket (quietOK) the stages the
+// Session always continues are negotiated no-reply, and DATA away; each
+// only where the MTA offers it; never SMFIP_NR_DATA, _EOH or _BODY.
+func TestNegotiationQuietStages(t *testing.T) {
+	nr := gomilter.OptNoConnReply | gomilter.OptNoHeloReply | gomilter.OptNoMailReply | gomilter.OptNoRcptReply
+	base := gomilter.OptNoBody | gomilter.OptNoHeaderReply | gomilter.OptNoEOH | gomilter.OptNoUnknown
+	cases := []struct {
+		name  string
+		offer optneg
+		needs Needs
+		want  gomilter.OptProtocol
+	}{
+		{"all quiet", optneg{6, 0, fullProtocol}, quiet, base | gomilter.OptNoData | nr},
+		{"rcpt answers", optneg{6, 0, fullProtocol},
+			Needs{Connect: true, Helo: true, Mail: true, Rcpt: true, Headers: true, AlwaysContinue: StageConnect | StageHelo | StageMail},
+			base | gomilter.OptNoData | nr&^gomilter.OptNoRcptReply},
+		{"version 2 offer", optneg{2, 0, 0x7f}, quiet, gomilter.OptNoBody | gomilter.OptNoEOH},
+		{"body wanted keeps EOH", optneg{6, 0, fullProtocol},
+			Needs{Mail: true, Headers: true, Body: true, AlwaysContinue: StageMail},
+			gomilter.OptNoConnect | gomilter.OptNoHelo | gomilter.OptNoRcptTo | gomilter.OptNoHeaderReply | gomilter.OptNoUnknown | gomilter.OptNoData | gomilter.OptNoMailReply},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := negotiate(tc.offer, tc.needs, true)
+			if got.protocol != tc.want {
+				t.Errorf("protocol %#x, want %#x", uint32(got.protocol), uint32(tc.want))
+			}
+			if got.protocol&(gomilter.OptNoDataReply|gomilter.OptNoEOHReply|gomilter.OptNoBodyReply) != 0 {
+				t.Errorf("protocol %#x asks for no reply at DATA, EOH or BODY", uint32(got.protocol))
+			}
+		})
+	}
 }

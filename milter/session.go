@@ -32,7 +32,24 @@ type Needs struct {
 	// Actions lists the modifications the session may request at end of
 	// message. Only those the MTA also offers are negotiated.
 	Actions gomilter.OptAction
+	// AlwaysContinue lists wanted stages at which the session has nothing
+	// to decide: its reply there is always Continue. Over a unix socket the
+	// server then asks the MTA not to wait for a reply at those stages
+	// (SMFIP_NR_*); the callback is still made. A reply other than Continue
+	// at such a stage is dropped with a warning.
+	AlwaysContinue Stages
 }
+
+// Stages is a set of SMTP stages, for Needs.AlwaysContinue.
+type Stages uint8
+
+// The stages a Session may declare it always continues.
+const (
+	StageConnect Stages = 1 << iota
+	StageHelo
+	StageMail
+	StageRcpt
+)
 
 // Session handles the events of one MTA connection. All methods are called
 // from the connection's goroutine, one at a time.

@@ -75,7 +75,28 @@ func (s *session) Needs() milter.Needs {
 		Headers: true,
 		Body:    s.p.chain.Features()&abi.FeatureBody != 0,
 		Actions: wantedActions,
+		// Only a plugin's hook answers at these stages; without one the
+		// MTA need not wait for us there.
+		AlwaysContinue: s.stagesWithoutHooks(),
 	}
+}
+
+func (s *session) stagesWithoutHooks() milter.Stages {
+	var quiet milter.Stages
+	for _, st := range []struct {
+		hook  abi.Hook
+		stage milter.Stages
+	}{
+		{abi.HookConnect, milter.StageConnect},
+		{abi.HookHelo, milter.StageHelo},
+		{abi.HookMail, milter.StageMail},
+		{abi.HookRcpt, milter.StageRcpt},
+	} {
+		if !s.hooks.Has(st.hook) {
+			quiet |= st.stage
+		}
+	}
+	return quiet
 }
 
 // Macro and Stamp implement plugins.Env for the host functions.
