@@ -46,6 +46,8 @@ type connHandler struct {
 	backend      Backend
 	readTimeout  time.Duration
 	writeTimeout time.Duration
+	// When the current read and write deadlines were set (see deadline).
+	readSetAt, writeSetAt time.Time
 
 	conn    Conn
 	in      *packetReader
@@ -173,10 +175,24 @@ func (h *connHandler) logEnd(during string, err error) {
 }
 
 func (h *connHandler) readPacket() (byte, []byte, error) {
-	if err := h.nc.SetReadDeadline(time.Now().Add(h.readTimeout)); err != nil {
+	if err := deadline(h.nc.SetReadDeadline, &h.readSetAt, h.readTimeout); err != nil {
 		return 0, nil, fmt.Errorf("setting read deadline: %w", err)
 	}
 	return h.in.next()
+}
+
+// deadline moves a connection deadline to timeout from now, unless the
+// one in force was set less than timeout/8 ago: setting a deadline takes
+// a lock and a timer update inside the runtime, and an MTA sends dozens
+// of packets per message. The limit enforced is thus between 7/8 of
+// timeout and timeout.
+func deadline(set func(time.Time) error, setAt *time.Time, timeout time.Duration) error {
+	now := time.Now()
+	if !setAt.IsZero() && now.Sub(*setAt) < timeout/8 {
+		return nil
+	}
+	*setAt = now
+	return set(now.Add(timeout))
 }
 
 // flush sends everything queued as one write.
@@ -186,7 +202,7 @@ func (h *connHandler) flush() error {
 		return nil
 	}
 	defer h.out.reset()
-	if err := h.nc.SetWriteDeadline(time.Now().Add(h.writeTimeout)); err != nil {
+	if err := deadline(h.nc.SetWriteDeadline, &h.writeSetAt, h.writeTimeout); err != nil {
 		return fmt.Errorf("setting write deadline: %w", err)
 	}
 	if _, err := h.nc.Write(pending); err != nil {

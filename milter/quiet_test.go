@@ -4,6 +4,7 @@ import (
 	"net"
 	"path/filepath"
 	"testing"
+	"time"
 
 	gomilter "github.com/emersion/go-milter"
 )
@@ -109,4 +110,29 @@ func TestSkippedEndOfHeaders(t *testing.T) {
 		"mail <a@example.net> []", "header Subject: one", "eoh headers=1", "eom headers=1 body=0 macros=[]",
 		"mail <a@example.net> []", "header Subject: one", "header To: two", "eoh headers=2", "abort",
 		"close 1")
+}
+
+// TestDeadlineIsMovedOnlyAfterAnEighth: the first call sets a deadline; a
+// call within timeout/8 leaves it; a later one moves it to timeout from
+// then, so the limit enforced stays within [7/8, 1] of timeout.
+func TestDeadlineIsMovedOnlyAfterAnEighth(t *testing.T) {
+	var got []time.Time
+	set := func(d time.Time) error { got = append(got, d); return nil }
+	var setAt time.Time
+	const timeout = 80 * time.Millisecond
+	if err := deadline(set, &setAt, timeout); err != nil || len(got) != 1 {
+		t.Fatalf("first call: %d deadlines set, err %v", len(got), err)
+	}
+	deadline(set, &setAt, timeout)
+	if len(got) != 1 {
+		t.Fatalf("a call right after moved the deadline again")
+	}
+	time.Sleep(timeout/8 + 5*time.Millisecond)
+	deadline(set, &setAt, timeout)
+	if len(got) != 2 || !got[1].After(got[0]) {
+		t.Fatalf("a call after timeout/8 did not move the deadline: %v", got)
+	}
+	if left := time.Until(got[1]); left < timeout*7/8 || left > timeout {
+		t.Fatalf("deadline %v from now, want within [%v, %v]", left, timeout*7/8, timeout)
+	}
 }

@@ -23,8 +23,8 @@ var ErrServerClosed = errors.New("milter: server closed")
 // Server accepts MTA connections and runs one Session per connection.
 type Server struct {
 	Backend      Backend
-	ReadTimeout  time.Duration // max wait for the next packet from the MTA; 0 means 10m
-	WriteTimeout time.Duration // max time for one reply write; 0 means 30s
+	ReadTimeout  time.Duration // max wait for the next packet from the MTA (enforced to within 1/8); 0 means 10m
+	WriteTimeout time.Duration // max time for one reply write (enforced to within 1/8); 0 means 30s
 	MaxPacket    int           // max packet length accepted; 0 means 1 MiB; larger closes the connection
 	Logger       *slog.Logger  // nil means slog.Default()
 
