@@ -99,11 +99,11 @@ func newFixture(t *testing.T, config ...abi.ConfigEntry) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	wasm, _ := builtin.Lookup("delaynotify")
+	mod, _ := builtin.Lookup("delaynotify")
 	cfg := append([]abi.ConfigEntry{{Key: "local_domains", Values: []string{"example.org"}},
 		{Key: "notify_after", Values: []string{"30m", "4h"}}, {Key: "max_age", Values: []string{"2d"}}}, config...)
 	p, err := sharedHost(t).Load(context.Background(), plugins.Spec{Name: "delaynotify", Source: "builtin:delaynotify",
-		Wasm: wasm, Config: cfg, Timeout: 5 * time.Second})
+		Wasm: mod.Wasm, Env: mod.Env, Config: cfg, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

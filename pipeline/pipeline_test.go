@@ -54,14 +54,14 @@ func loadChain(t testing.TB) (*plugins.Chain, error) {
 	if err != nil {
 		return nil, err
 	}
-	stampWasm, ok := builtin.Lookup("stamp")
+	stamp, ok := builtin.Lookup("stamp")
 	if !ok {
 		return nil, errors.New("no builtin stamp")
 	}
 	var loaded []*plugins.Plugin
 	for _, spec := range []plugins.Spec{
 		{Name: "scripted", Source: "scripted", Wasm: wasmtest.BuildGo(t, "./testdata/plugins/scripted"), Timeout: 5 * time.Second},
-		{Name: "stamp", Source: "builtin:stamp", Wasm: stampWasm, Timeout: 5 * time.Second},
+		{Name: "stamp", Source: "builtin:stamp", Wasm: stamp.Wasm, Env: stamp.Env, Timeout: 5 * time.Second},
 	} {
 		p, err := host.Load(ctx, spec)
 		if err != nil {

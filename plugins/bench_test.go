@@ -74,7 +74,7 @@ func BenchmarkRunGo(b *testing.B) {
 	st := &abi.Stamp{ID: "0123456789abcdef0123456789abcdef", FirstSeen: 1715673730, HeaderName: "X-Wasmilter-Stamp",
 		HeaderValue: "v=1; id=0123456789abcdef0123456789abcdef; t=1715673730"}
 	b.Run("stamp", func(b *testing.B) {
-		benchmarkGo(b, Spec{Name: "stamp", Wasm: stamp}, abi.HookMessage, testEnv{stamp: st})
+		benchmarkGo(b, Spec{Name: "stamp", Wasm: stamp.Wasm, Env: stamp.Env}, abi.HookMessage, testEnv{stamp: st})
 	})
 	b.Run("greylist", func(b *testing.B) {
 		cfg := []abi.ConfigEntry{{Key: "allow.networks", Values: []string{"192.0.2.0/24"}}}

@@ -34,14 +34,17 @@ const (
 
 // Spec says how to run one plugin. The config package builds it.
 type Spec struct {
-	Name         string
-	Source       string            // for messages: a file path or "builtin:stamp"
-	Wasm         []byte            // the module's bytes
-	Timeout      time.Duration     // per hook call; 0 means 100ms
-	MemoryLimit  uint64            // bytes, rounded up to 64 KiB pages; 0 means 64 MiB
-	OnError      OnError           // what a failure means for the message
-	Config       []abi.ConfigEntry // handed to wasmilter_init
-	MaxInstances int               // pool bound; 0 means defaultMaxInstances()
+	Name        string
+	Source      string            // for messages: a file path or "builtin:stamp"
+	Wasm        []byte            // the module's bytes
+	Timeout     time.Duration     // per hook call; 0 means 100ms
+	MemoryLimit uint64            // bytes, rounded up to 64 KiB pages; 0 means 64 MiB
+	OnError     OnError           // what a failure means for the message
+	Config      []abi.ConfigEntry // handed to wasmilter_init
+	// Env is the guest's environment (none by default). The builtins use
+	// it to select their policy (builtin.SelectEnv).
+	Env          map[string]string
+	MaxInstances int // pool bound; 0 means defaultMaxInstances()
 }
 
 // withDefaults fills zero fields and checks the rest.
@@ -252,13 +255,18 @@ func sameTypes(a, b []api.ValueType) bool {
 }
 
 // sandboxConfig is the module configuration of every guest instance: no
-// filesystem, environment or arguments; crypto/rand and real clocks. Start
-// functions are left to the host, which runs _initialize under a deadline.
-func sandboxConfig() wazero.ModuleConfig {
-	return wazero.NewModuleConfig().
+// filesystem or arguments, only the Spec's environment; crypto/rand and
+// real clocks. Start functions are left to the host, which runs
+// _initialize under a deadline.
+func sandboxConfig(env map[string]string) wazero.ModuleConfig {
+	c := wazero.NewModuleConfig().
 		WithName(""). // anonymous: many instances of one module in one runtime
 		WithStartFunctions().
 		WithRandSource(rand.Reader).
 		WithSysWalltime().
 		WithSysNanotime()
+	for k, v := range env {
+		c = c.WithEnv(k, v)
+	}
+	return c
 }

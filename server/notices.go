@@ -97,7 +97,7 @@ func buildNotices(ctx context.Context, cfg *config.Config, policy *plugins.Chain
 // implement the delay hook.
 func loadPolicy(ctx context.Context, host *plugins.Host, cfg *config.Config) (*plugins.Chain, *config.Error) {
 	pc := &cfg.Notify.Policy
-	wasm, source, err := readModule(cfg, pc.Path)
+	mod, source, err := readModule(cfg, pc.Path)
 	if err != nil {
 		return nil, cfg.Errorf("notify.policy.path", "%v", err)
 	}
@@ -105,7 +105,7 @@ func loadPolicy(ctx context.Context, host *plugins.Host, cfg *config.Config) (*p
 	if err != nil {
 		return nil, cfg.Errorf("notify.policy.config", "%v", err)
 	}
-	p, err := host.Load(ctx, plugins.Spec{Name: pc.Name, Source: source, Wasm: wasm, Timeout: pc.Timeout.Duration,
+	p, err := host.Load(ctx, plugins.Spec{Name: pc.Name, Source: source, Wasm: mod.Wasm, Env: mod.Env, Timeout: pc.Timeout.Duration,
 		MemoryLimit: uint64(pc.Memory), OnError: plugins.OnErrorContinue, Config: entries, MaxInstances: pc.MaxInstances})
 	if err != nil {
 		return nil, cfg.Errorf("notify.policy", "%v", err)

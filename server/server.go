@@ -246,7 +246,7 @@ func closePlugins(ctx context.Context, ps []*plugins.Plugin) {
 func loadPlugin(ctx context.Context, host *plugins.Host, cfg *config.Config, i int) (*plugins.Plugin, *config.Error) {
 	pc := &cfg.Plugins[i]
 	key := func(k string) string { return fmt.Sprintf("plugins[%d]%s", i, k) }
-	wasm, source, err := readModule(cfg, pc.Path)
+	mod, source, err := readModule(cfg, pc.Path)
 	if err != nil {
 		return nil, cfg.Errorf(key(".path"), "%v", err)
 	}
@@ -259,7 +259,7 @@ func loadPlugin(ctx context.Context, host *plugins.Host, cfg *config.Config, i i
 		return nil, cfg.Errorf(key(".config"), "%v", err)
 	}
 	p, err := host.Load(ctx, plugins.Spec{
-		Name: pc.Name, Source: source, Wasm: wasm, Timeout: pc.Timeout.Duration,
+		Name: pc.Name, Source: source, Wasm: mod.Wasm, Env: mod.Env, Timeout: pc.Timeout.Duration,
 		MemoryLimit: uint64(pc.Memory), OnError: onError, Config: entries, MaxInstances: pc.MaxInstances,
 	})
 	if err != nil {
@@ -268,22 +268,22 @@ func loadPlugin(ctx context.Context, host *plugins.Host, cfg *config.Config, i i
 	return p, nil
 }
 
-// readModule returns the Wasm bytes a plugin path names (a file, or
+// readModule returns the module a plugin path names (a file, or
 // builtin:NAME) and a name for its source.
-func readModule(cfg *config.Config, pluginPath string) ([]byte, string, error) {
+func readModule(cfg *config.Config, pluginPath string) (builtin.Module, string, error) {
 	if name, ok := strings.CutPrefix(pluginPath, config.BuiltinPrefix); ok {
-		wasm, found := builtin.Lookup(name)
+		m, found := builtin.Lookup(name)
 		if !found {
-			return nil, "", fmt.Errorf("no builtin plugin %q (this wasmilter has: %v)", name, builtin.Names())
+			return builtin.Module{}, "", fmt.Errorf("no builtin plugin %q (this wasmilter has: %v)", name, builtin.Names())
 		}
-		return wasm, pluginPath, nil
+		return m, pluginPath, nil
 	}
 	path := cfg.Resolve(pluginPath)
 	wasm, err := os.ReadFile(path)
 	if err != nil {
-		return nil, "", fmt.Errorf("reading plugin: %w", err)
+		return builtin.Module{}, "", fmt.Errorf("reading plugin: %w", err)
 	}
-	return wasm, path, nil
+	return builtin.Module{Wasm: wasm}, path, nil
 }
 
 func (s *Server) listenConfigured() (net.Listener, error) {

@@ -33,23 +33,32 @@ func TestBuiltinsAreFresh(t *testing.T) {
 	}
 }
 
-// TestEveryBuiltinIsEmbedded checks that each builtin source directory has
-// its Wasm next to it and no Wasm is left without a source.
+// TestEveryBuiltinIsEmbedded checks that the one builtin module is the
+// only command under plugins/builtin and is embedded, and that every name
+// Lookup knows has its policy's source directory.
 func TestEveryBuiltinIsEmbedded(t *testing.T) {
 	dirs, err := sources.Builtins(moduleRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := Names(); !reflect.DeepEqual(got, dirs) {
-		t.Errorf("Names() = %q, but the builtin source directories are %q: run go generate ./plugins/builtin", got, dirs)
+	if want := []string{"builtins"}; !reflect.DeepEqual(dirs, want) {
+		t.Errorf("modules built under plugins/builtin: %q, want %q (one module for every builtin)", dirs, want)
+	}
+	if len(builtinsWasm) == 0 {
+		t.Error("builtins.wasm is not embedded: run go generate ./plugins/builtin")
+	}
+	for _, name := range Names() {
+		if _, err := os.Stat(name); err != nil {
+			t.Errorf("builtin %q has no policy directory plugins/builtin/%s: %v", name, name, err)
+		}
 	}
 }
 
 func TestLookup(t *testing.T) {
 	for _, name := range Names() {
-		wasm, ok := Lookup(name)
-		if !ok || !strings.HasPrefix(string(wasm), "\x00asm") {
-			t.Errorf("Lookup(%q) = %d bytes, %v; want a Wasm module", name, len(wasm), ok)
+		m, ok := Lookup(name)
+		if !ok || !strings.HasPrefix(string(m.Wasm), "\x00asm") || m.Env[SelectEnv] != name {
+			t.Errorf("Lookup(%q) = %d bytes, env %v, %v; want a Wasm module selecting %s", name, len(m.Wasm), m.Env, ok, name)
 		}
 	}
 	if _, ok := Lookup("stamp"); !ok {

@@ -12,7 +12,7 @@ import (
 	"github.com/wasmilter/wasmilter/sdk/abi"
 )
 
-// These tests load the committed delaynotify.wasm through the real plugin
+// These tests load the committed builtins.wasm as delaynotify through the real plugin
 // host and call its delay hook the way the retry sweeper will: the host's
 // (fixed) clock, the ledger record through the record host function, the
 // original envelope and header in the event.

@@ -1,8 +1,11 @@
 // Package builtin holds the plugins shipped inside the wasmilter binary, as
 // compiled Wasm embedded at build time: the stamping policy ("stamp") and
 // the delay-notification policy the retry sweeper asks ("delaynotify").
-// Each subdirectory is the Go source of one builtin; the .wasm files next to
-// this file are generated from them and committed, so `go install` needs no
+// Each policy is a Go package in its own subdirectory; builtins/ is the one
+// Wasm module that holds them all, told by its environment
+// (WASMILTER_BUILTIN) which policy to be, so that the server keeps one copy
+// of a Go guest's machine code for every builtin. builtins.wasm, next to
+// this file, is generated from it and committed, so `go install` needs no
 // Wasm toolchain step.
 //
 // After changing a builtin, the SDK (sdk/, sdk/abi/) or the Go toolchain, run

@@ -18,7 +18,7 @@ import (
 	"github.com/wasmilter/wasmilter/sdk/abi"
 )
 
-// These tests load the committed stamp.wasm, the bytes the server embeds,
+// These tests load the committed builtins.wasm as stamp, the bytes the server embeds,
 // through the real plugin host.
 
 const stampHeader = "X-Wasmilter-Stamp"
@@ -58,12 +58,12 @@ func sharedHost(tb testing.TB) *plugins.Host {
 // given config, as the server does for path = "builtin:NAME".
 func loadBuiltin(tb testing.TB, name string, config ...abi.ConfigEntry) (*plugins.Chain, error) {
 	tb.Helper()
-	wasm, ok := builtin.Lookup(name)
+	mod, ok := builtin.Lookup(name)
 	if !ok {
 		tb.Fatalf("no %s builtin", name)
 	}
 	ctx := context.Background()
-	p, err := sharedHost(tb).Load(ctx, plugins.Spec{Name: name, Source: "builtin:" + name, Wasm: wasm, Config: config})
+	p, err := sharedHost(tb).Load(ctx, plugins.Spec{Name: name, Source: "builtin:" + name, Wasm: mod.Wasm, Env: mod.Env, Config: config})
 	if err != nil {
 		return nil, err
 	}

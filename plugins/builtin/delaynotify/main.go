@@ -1,7 +1,8 @@
 //go:build wasip1
 
-// Command delaynotify is wasmilter's default delay-notification policy,
-// embedded in the server as the builtin plugin "delaynotify".
+// Package delaynotify is wasmilter's default delay-notification policy,
+// the builtin plugin "delaynotify" (built into the builtins module,
+// plugins/builtin/builtins).
 //
 // The retry sweeper calls its delay hook for every message the ledger holds
 // as deferred or held, with the host's clock, the message's record
@@ -58,7 +59,7 @@
 //
 // An unknown {name} is a config error (a typo would otherwise reach the
 // sender verbatim); any other brace is literal text.
-package main
+package delaynotify
 
 import (
 	"strings"
@@ -78,11 +79,8 @@ const (
 // Sendmail set it only for a client that authenticated.
 const authMacro = "{auth_authen}"
 
-func init() {
-	sdk.Register(sdk.Plugin{Init: configure, Delay: onDelay})
-}
-
-func main() {}
+// Plugin is the delay-notification policy, for sdk.Register.
+func Plugin() sdk.Plugin { return sdk.Plugin{Init: configure, Delay: onDelay} }
 
 func onDelay(m *sdk.Message) sdk.Verdict {
 	rec, ok := m.Record()

@@ -1,7 +1,7 @@
 //go:build wasip1
 
-// Command stamp is wasmilter's shipped stamping policy, embedded in the
-// server as the builtin plugin "stamp".
+// Package stamp is wasmilter's shipped stamping policy, the builtin plugin
+// "stamp" (built into the builtins module, plugins/builtin/builtins).
 //
 // The host mints the stamp (a stable message identity and its first-seen
 // time, optionally with an HMAC) and formats the header value, so that every
@@ -20,7 +20,7 @@
 //	remove_forged = true      # delete invalid stamp headers (default true)
 //	position      = "bottom"  # "bottom" appends our header, "top" inserts it
 //	                          # as the first field, like a trace header
-package main
+package stamp
 
 import (
 	"fmt"
@@ -38,9 +38,8 @@ type policy struct {
 
 var pol = policy{removeForged: true}
 
-func init() {
-	sdk.Register(sdk.Plugin{Init: configure, Message: stampMessage})
-}
+// Plugin is the stamping policy, for sdk.Register.
+func Plugin() sdk.Plugin { return sdk.Plugin{Init: configure, Message: stampMessage} }
 
 func configure(cfg sdk.Config) error {
 	pol.removeForged = cfg.Bool("remove_forged", true)
@@ -93,5 +92,3 @@ func addStamp(m *sdk.Message, st abi.Stamp) {
 	}
 	m.AddHeader(st.HeaderName, st.HeaderValue)
 }
-
-func main() {}

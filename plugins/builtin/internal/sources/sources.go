@@ -27,8 +27,10 @@ const SumFile = "SOURCES.sum"
 // notBuiltins are subdirectories of Dir that hold no plugin.
 var notBuiltins = map[string]bool{"internal": true, "testdata": true}
 
-// Builtins returns the names of the builtin plugins: every subdirectory of
-// Dir except internal and testdata, sorted.
+// Builtins returns the names of the Wasm modules built for the builtin
+// plugins: every subdirectory of Dir (except internal and testdata) that
+// holds a command (package main), sorted. The policies themselves are
+// library packages next to it, built into that module.
 func Builtins(root string) ([]string, error) {
 	entries, err := os.ReadDir(filepath.Join(root, Dir))
 	if err != nil {
@@ -36,11 +38,36 @@ func Builtins(root string) ([]string, error) {
 	}
 	var names []string
 	for _, e := range entries {
-		if e.IsDir() && !notBuiltins[e.Name()] && !strings.HasPrefix(e.Name(), ".") {
+		if !e.IsDir() || notBuiltins[e.Name()] || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		isMain, err := holdsCommand(filepath.Join(root, Dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		if isMain {
 			names = append(names, e.Name())
 		}
 	}
 	return names, nil
+}
+
+// holdsCommand reports whether a directory's Go files are package main.
+func holdsCommand(dir string) (bool, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		return false, err
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return false, fmt.Errorf("listing builtins: %w", err)
+		}
+		if bytes.Contains(b, []byte("\npackage main\n")) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Entry is one line of SOURCES.sum: a file of a builtin and its hash, or an
