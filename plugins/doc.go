@@ -30,10 +30,13 @@
 //
 // # Sandbox
 //
-// Each plugin gets its own wazero runtime (the memory cap is a runtime
-// setting), all sharing one compilation cache. WASI is present because Go and
-// C guests import it, but with no filesystem, environment or arguments; the
-// random source is crypto/rand and the clocks are real. Guest stdout and
+// Plugins with the same module and memory cap share one wazero runtime and
+// compiled module (the memory cap is a runtime setting), all runtimes one
+// compilation cache; every instance is still its own module with its own
+// memory, and host functions serve the calling instance's plugin. WASI is
+// present because Go and C guests import it, but with no filesystem or
+// arguments, and no environment beyond the Spec's (the builtins' selector);
+// the random source is crypto/rand and the clocks are real. Guest stdout and
 // stderr become log lines, bounded in length and number per call. There are
 // no network functions. The host functions of module "wasmilter" (log, now,
 // macro, stamp) check every pointer against guest memory; a bad pointer traps

@@ -52,6 +52,9 @@ type Host struct {
 	mu      sync.Mutex
 	closed  bool
 	plugins map[*Plugin]struct{} // loaded and not yet closed
+	// runtimes are shared by plugins of the same module and memory limit
+	// (see sharedRuntime); guarded by mu.
+	runtimes map[runtimeKey]*sharedRuntime
 }
 
 // NewHost creates a host. With a CompilationCacheDir the directory is created

@@ -6,55 +6,65 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
 	"github.com/wasmilter/wasmilter/sdk/abi"
 )
 
-// instantiateHostModule provides module "wasmilter" in the plugin's runtime.
-// The functions are plain Go (GoModuleFunc: no reflection); they find the
-// call's instance and Env through the context. A pointer outside guest
-// memory panics with errGuestMemory, which wazero turns into a trap of the
-// guest's call.
-func (p *Plugin) instantiateHostModule(ctx context.Context) error {
-	b := p.runtime.NewHostModuleBuilder(abi.HostModule)
+// instantiateHostModule provides module "wasmilter" in a runtime. The
+// functions are plain Go (GoModuleFunc: no reflection); a runtime may be
+// shared by several plugins, so each function serves the plugin whose
+// instance is calling, found with the call's instance and Env through the
+// context. A pointer outside guest memory panics with errGuestMemory,
+// which wazero turns into a trap of the guest's call.
+func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
+	b := rt.NewHostModuleBuilder(abi.HostModule)
 	b.NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(p.hostLog), []api.ValueType{i32, i32, i32}, nil).
+		WithGoModuleFunction(forCaller((*Plugin).hostLog), []api.ValueType{i32, i32, i32}, nil).
 		WithParameterNames("level", "ptr", "len").
 		Export(abi.HostLog)
 	b.NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(p.hostNow), nil, []api.ValueType{i64}).
+		WithGoModuleFunction(forCaller((*Plugin).hostNow), nil, []api.ValueType{i64}).
 		Export(abi.HostNow)
 	b.NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(p.hostMacro), []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).
+		WithGoModuleFunction(forCaller((*Plugin).hostMacro), []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("name_ptr", "name_len", "out_ptr", "out_cap").
 		Export(abi.HostMacro)
 	b.NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(p.hostStamp), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithGoModuleFunction(forCaller((*Plugin).hostStamp), []api.ValueType{i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("out_ptr", "out_cap").
 		Export(abi.HostStamp)
 	b.NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(p.hostRecord), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithGoModuleFunction(forCaller((*Plugin).hostRecord), []api.ValueType{i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("out_ptr", "out_cap").
 		Export(abi.HostRecord)
 	b.NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(p.hostProperties), []api.ValueType{i32, i32}, []api.ValueType{i32}).
+		WithGoModuleFunction(forCaller((*Plugin).hostProperties), []api.ValueType{i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("out_ptr", "out_cap").
 		Export(abi.HostProperties)
 	b.NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(p.hostKVGet), []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).
+		WithGoModuleFunction(forCaller((*Plugin).hostKVGet), []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}).
 		WithParameterNames("key_ptr", "key_len", "out_ptr", "out_cap").
 		Export(abi.HostKVGet)
 	b.NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(p.hostKVSet), []api.ValueType{i32, i32, i32, i32, i64}, []api.ValueType{i32}).
+		WithGoModuleFunction(forCaller((*Plugin).hostKVSet), []api.ValueType{i32, i32, i32, i32, i64}, []api.ValueType{i32}).
 		WithParameterNames("key_ptr", "key_len", "val_ptr", "val_len", "ttl_ms").
 		Export(abi.HostKVSet)
 	b.NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(p.hostKVIncr), []api.ValueType{i32, i32, i64, i64, i32}, []api.ValueType{i32}).
+		WithGoModuleFunction(forCaller((*Plugin).hostKVIncr), []api.ValueType{i32, i32, i64, i64, i32}, []api.ValueType{i32}).
 		WithParameterNames("key_ptr", "key_len", "delta", "ttl_ms", "out_ptr").
 		Export(abi.HostKVIncr)
 	_, err := b.Instantiate(ctx)
 	return err
+}
+
+// forCaller turns a host function of one plugin into the runtime's: it
+// runs for the plugin whose instance is calling.
+func forCaller(f func(*Plugin, context.Context, api.Module, []uint64)) api.GoModuleFunc {
+	return func(ctx context.Context, mod api.Module, stack []uint64) {
+		f(pluginOf(ctx), ctx, mod, stack)
+	}
 }
 
 // hostLog: log(level, ptr, len).

@@ -75,9 +75,11 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, abi.InitAnswer, er
 		return nil, abi.InitAnswer{}, fmt.Errorf("instantiate: %w", err)
 	}
 	inst.mod = mod
+	p.live.add(inst)
 	inst.lookupExports()
 	answer, err := inst.start(ctx)
 	if err != nil {
+		p.live.remove(inst)
 		_ = mod.Close(context.Background())
 		return nil, abi.InitAnswer{}, err
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/wasmilter/wasmilter/sdk/abi"
 )
@@ -106,17 +105,16 @@ func (h *Host) load(ctx context.Context, spec Spec) (*Plugin, error) {
 	if !isWasm(spec.Wasm) {
 		return nil, errors.New("not a WebAssembly module")
 	}
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().
-		WithCompilationCache(h.cache).
-		WithMemoryLimitPages(uint32(spec.MemoryLimit/wasmPageSize)).
-		WithCloseOnContextDone(true))
-	p, err := h.newPlugin(ctx, spec, rt)
+	sr, err := h.acquireRuntime(ctx, spec)
 	if err != nil {
-		_ = rt.Close(ctx)
+		return nil, err
+	}
+	p, err := h.newPlugin(ctx, spec, sr)
+	if err != nil {
 		return nil, err
 	}
 	if err := h.register(p); err != nil {
-		_ = rt.Close(ctx)
+		_ = p.closeInstancesAndRuntime(context.WithoutCancel(ctx))
 		p.mem.release()
 		return nil, err
 	}
@@ -129,36 +127,24 @@ func isWasm(b []byte) bool {
 	return len(b) >= 8 && bytes.Equal(b[:8], []byte("\x00asm\x01\x00\x00\x00"))
 }
 
-func (h *Host) newPlugin(ctx context.Context, spec Spec, rt wazero.Runtime) (_ *Plugin, err error) {
-	compiled, err := rt.CompileModule(ctx, spec.Wasm)
-	if err != nil {
-		return nil, fmt.Errorf("compile: %w", err)
-	}
-	exported, err := checkExports(compiled)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		return nil, fmt.Errorf("instantiate WASI: %w", err)
-	}
+// newPlugin creates the plugin's first instance in sr, which it owns from
+// then on: on error, its use of sr is released.
+func (h *Host) newPlugin(ctx context.Context, spec Spec, sr *sharedRuntime) (_ *Plugin, err error) {
 	spec.Wasm = nil // compiled: the plugin must not keep the module's bytes (3 MB for a Go guest) alive
-	p := newPlugin(h, spec, rt, compiled)
+	p := newPlugin(h, spec, sr)
 	defer func() {
-		if err != nil { // the runtime first: it frees the memories into p.mem
-			_ = rt.Close(ctx)
+		if err != nil { // the instances first: closing them frees their memories into p.mem
+			_ = p.closeInstancesAndRuntime(context.WithoutCancel(ctx))
 			p.mem.release()
 		}
 	}()
-	if err := p.instantiateHostModule(ctx); err != nil {
-		return nil, fmt.Errorf("instantiate host functions: %w", err)
-	}
 	initCtx, cancel := context.WithTimeout(ctx, initTimeout)
 	defer cancel()
 	inst, answer, err := p.newInstance(initCtx)
 	if err != nil {
 		return nil, err
 	}
-	p.hooks = exported
+	p.hooks = sr.exported
 	if answer.Hooks != 0 {
 		p.hooks &= answer.Hooks
 	}

@@ -13,16 +13,19 @@ import (
 	"github.com/wasmilter/wasmilter/sdk/abi"
 )
 
-// Plugin is a loaded plugin: its own wazero runtime (for its memory cap), its
-// compiled module and a bounded pool of initialized instances. It is safe for
-// concurrent use; each instance serves one call at a time.
+// Plugin is a loaded plugin: a wazero runtime with its compiled module
+// (shared with plugins of the same module and memory cap, see
+// sharedRuntime) and a bounded pool of initialized instances of its own.
+// It is safe for concurrent use; each instance serves one call at a time.
 type Plugin struct {
 	host     *Host
 	spec     Spec
 	logger   *slog.Logger
-	runtime  wazero.Runtime
-	compiled wazero.CompiledModule
-	config   []byte // the encoded Spec.Config, handed to every instance's init
+	shared   *sharedRuntime
+	runtime  wazero.Runtime        // shared.rt
+	compiled wazero.CompiledModule // shared.compiled
+	live     liveInstances         // every instance not yet closed
+	config   []byte                // the encoded Spec.Config, handed to every instance's init
 	hooks    abi.HookSet
 	features abi.Feature
 
@@ -59,13 +62,14 @@ type PluginStats struct {
 	Replacements uint64                 // instances created to replace discarded ones
 }
 
-func newPlugin(h *Host, spec Spec, rt wazero.Runtime, compiled wazero.CompiledModule) *Plugin {
+func newPlugin(h *Host, spec Spec, sr *sharedRuntime) *Plugin {
 	return &Plugin{
 		host:     h,
 		spec:     spec,
 		logger:   h.logger,
-		runtime:  rt,
-		compiled: compiled,
+		shared:   sr,
+		runtime:  sr.rt,
+		compiled: sr.compiled,
 		config:   abi.AppendConfig(nil, spec.Config),
 		slots:    make(chan struct{}, spec.MaxInstances),
 		idle:     make(chan *instance, spec.MaxInstances),
@@ -120,14 +124,22 @@ func (p *Plugin) Close(ctx context.Context) error {
 	go func() { p.inflight.Wait(); close(drained) }()
 	select {
 	case <-drained:
-	case <-ctx.Done(): // closing the runtime below stops the stragglers
+	case <-ctx.Done(): // closing the instances below stops the stragglers
 	}
-	err := p.runtime.Close(context.WithoutCancel(ctx))
+	err := p.closeInstancesAndRuntime(context.WithoutCancel(ctx))
 	p.releaseMemory(drained)
 	if err != nil {
 		return fmt.Errorf("plugin %q: close: %w", p.spec.Name, err)
 	}
 	return nil
+}
+
+// closeInstancesAndRuntime closes every instance of the plugin (wazero
+// then frees their memories into p.mem) and drops its use of the runtime,
+// which closes with its last plugin.
+func (p *Plugin) closeInstancesAndRuntime(ctx context.Context) error {
+	p.live.closeAll(ctx)
+	return p.host.releaseRuntime(ctx, p.shared)
 }
 
 // releaseMemory unmaps the guests' memories once no call is in flight: at
@@ -201,6 +213,7 @@ func (p *Plugin) put(inst *instance) { p.idle <- inst }
 // trustworthy after a trap, an OOM or a deadline) and starts a replacement
 // in the background so the next call does not pay for instantiation.
 func (p *Plugin) discard(inst *instance) {
+	p.live.remove(inst)
 	_ = inst.mod.Close(context.Background())
 	<-p.slots
 	if !p.enter() {
