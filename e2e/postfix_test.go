@@ -118,10 +118,25 @@ path = "builtin:stamp"
 }
 
 // TestPostfixCustomTempfailReply: the exact code, enhanced code and text a
-// plugin answers reach the SMTP client.
+// plugin answers at its headers hook reach the SMTP client, over TCP and
+// over a unix socket. Both paths give the header's decision at end of
+// message (end of header is negotiated away without a body plugin); over
+// the unix socket Postfix does not even wait for wasmilter at connect,
+// HELO, MAIL, RCPT or DATA.
 func TestPostfixCustomTempfailReply(t *testing.T) {
+	for _, transport := range []string{"tcp", "unix"} {
+		t.Run(transport, func(t *testing.T) { testPostfixCustomTempfailReply(t, transport) })
+	}
+}
+
+func testPostfixCustomTempfailReply(t *testing.T, transport string) {
 	tempfail := pluginFile(t, "./testdata/plugins/tempfail")
-	f := startFilter(t, `
+	listen := ""
+	if transport == "unix" {
+		sock := filepath.Join(mtatest.ShortTempDir(t), "milter.sock")
+		listen = "[milter]\nlisten = \"unix:" + sock + "\"\nsocket_mode = \"0666\"\n"
+	}
+	f := startFilter(t, listen+`
 [[plugins]]
 name = "grey"
 path = "`+tempfail+`"
