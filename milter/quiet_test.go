@@ -136,3 +136,27 @@ func TestDeadlineIsMovedOnlyAfterAnEighth(t *testing.T) {
 		t.Fatalf("deadline %v from now, want within [%v, %v]", left, timeout*7/8, timeout)
 	}
 }
+
+// TestConnectionGoroutinesAreReused: connections one after another are
+// served by one goroutine, which waits for the next in between (keeping
+// the stack a plugin call grew); Close ends the waiting ones.
+func TestConnectionGoroutinesAreReused(t *testing.T) {
+	b := newTestBackend(Needs{Mail: true})
+	ts := startServer(t, b)
+	for i := 1; i <= 3; i++ {
+		s := ts.client(t, fullActions, fullProtocol)
+		if act, err := s.Mail("a@example.net", nil); err != nil || act.Code != gomilter.ActContinue {
+			t.Fatalf("connection %d: %+v %v", i, act, err)
+		}
+		s.Close()
+		b.log.waitClosed(t, 1)
+		waitCond(t, "a goroutine waiting for the next connection", func() bool { return ts.srv.idle.Load() >= 1 })
+	}
+	// One goroutine served all three; a second may start if a connection
+	// arrives while the first is between serving and waiting.
+	if n := ts.srv.started.Load(); n >= 3 {
+		t.Errorf("%d connection goroutines started for 3 connections one after another", n)
+	}
+	ts.srv.Close()
+	waitCond(t, "no goroutine waiting after Close", func() bool { return ts.srv.idle.Load() == 0 })
+}

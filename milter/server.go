@@ -5,7 +5,9 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -15,7 +17,16 @@ const (
 	// DATA) while the MTA keeps the milter connection open.
 	defaultReadTimeout  = 10 * time.Minute
 	defaultWriteTimeout = 30 * time.Second
+
+	// workerIdleTime is how long a connection goroutine that finished its
+	// connection waits for the next one before it ends (see serveLoop).
+	workerIdleTime = 30 * time.Second
 )
+
+// maxIdleWorkers bounds the connection goroutines kept waiting: enough for
+// the MTA's usual concurrency to find one, without keeping a burst's worth
+// of grown stacks alive.
+func maxIdleWorkers() int32 { return int32(max(8, 4*runtime.GOMAXPROCS(0))) }
 
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = errors.New("milter: server closed")
@@ -33,6 +44,20 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	conns     map[net.Conn]struct{}
 	drained   chan struct{} // closed when conns becomes empty during Shutdown
+
+	workersOnce sync.Once
+	handoff     chan net.Conn // an idle connection goroutine takes the next connection here
+	done        chan struct{} // closed by Shutdown and Close: idle connection goroutines end
+	idle        atomic.Int32  // connection goroutines waiting on handoff
+	started     atomic.Int64  // connection goroutines started (tests)
+	workerIdle  time.Duration // workerIdleTime unless set (tests)
+}
+
+func (s *Server) initWorkers() {
+	s.workersOnce.Do(func() {
+		s.handoff = make(chan net.Conn)
+		s.done = make(chan struct{})
+	})
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -72,7 +97,59 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
-		go s.serveConn(nc)
+		s.dispatch(nc)
+	}
+}
+
+// dispatch serves nc on an idle connection goroutine if one is waiting,
+// else on a new one.
+func (s *Server) dispatch(nc net.Conn) {
+	s.initWorkers()
+	select {
+	case s.handoff <- nc:
+	default:
+		s.started.Add(1)
+		go s.serveLoop(nc)
+	}
+}
+
+// serveLoop serves nc, then waits up to workerIdleTime to serve the next
+// connection. Why not a goroutine per connection: a goroutine's stack
+// starts small and grows by copying to what a plugin call needs (wazero
+// runs host functions on it), and Postfix opens a milter connection per
+// SMTP session, so with one message per session the growth was ~5 % of
+// the server's CPU. A goroutine that has served a connection keeps its
+// grown stack for the next (until the collector shrinks an idle one).
+func (s *Server) serveLoop(nc net.Conn) {
+	wait := durationOr(s.workerIdle, workerIdleTime)
+	idle := time.NewTimer(wait)
+	defer idle.Stop()
+	for {
+		s.serveConn(nc)
+		var ok bool
+		if nc, ok = s.awaitConn(idle, wait); !ok {
+			return
+		}
+	}
+}
+
+// awaitConn waits, as one of at most maxIdleWorkers, for the next
+// connection; false when there are enough waiting already, when none came
+// within wait, or when the server stops.
+func (s *Server) awaitConn(idle *time.Timer, wait time.Duration) (net.Conn, bool) {
+	if s.idle.Add(1) > maxIdleWorkers() {
+		s.idle.Add(-1)
+		return nil, false
+	}
+	defer s.idle.Add(-1)
+	idle.Reset(wait)
+	select {
+	case nc := <-s.handoff:
+		return nc, true
+	case <-idle.C:
+		return nil, false
+	case <-s.done:
+		return nil, false
 	}
 }
 
@@ -93,6 +170,7 @@ func (s *Server) serveConn(nc net.Conn) {
 // done first, it closes them and returns ctx.Err(); their Sessions are then
 // closed as soon as their current callback returns.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopWorkers()
 	s.mu.Lock()
 	s.closing = true
 	err := s.closeListenersLocked()
@@ -109,12 +187,26 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close closes the listeners and all connections now.
 func (s *Server) Close() error {
+	s.stopWorkers()
 	s.mu.Lock()
 	s.closing = true
 	err := s.closeListenersLocked()
 	s.mu.Unlock()
 	s.closeConns()
 	return err
+}
+
+// stopWorkers ends the idle connection goroutines; busy ones end with
+// their connection.
+func (s *Server) stopWorkers() {
+	s.initWorkers()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
 }
 
 // OpenSessions is the number of MTA connections being served.
