@@ -66,6 +66,9 @@ func (h *Host) acquireRuntime(ctx context.Context, spec Spec) (*sharedRuntime, e
 		<-sr.ready
 	} else {
 		sr.err = h.buildRuntime(ctx, sr, spec.Wasm)
+		if sr.err != nil {
+			h.forgetRuntime(sr) // loads from now on try again
+		}
 		close(sr.ready)
 	}
 	if sr.err != nil {
@@ -103,6 +106,16 @@ func (h *Host) buildRuntime(ctx context.Context, sr *sharedRuntime, wasm []byte)
 	}
 	sr.rt, sr.compiled, sr.exported = rt, compiled, exported
 	return nil
+}
+
+// forgetRuntime takes sr out of the map, so that the next load of its
+// module builds a new runtime; users that hold it keep it.
+func (h *Host) forgetRuntime(sr *sharedRuntime) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.runtimes[sr.key] == sr {
+		delete(h.runtimes, sr.key)
+	}
 }
 
 // releaseRuntime drops one use; the last one closes the runtime. Its
