@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -101,5 +102,54 @@ func TestEveryLoadFailureIsReported(t *testing.T) {
 		if errs[i].Key != w.key || errs[i].Line != w.line {
 			t.Errorf("error %d at %s line %d, want %s line %d: %v", i, errs[i].Key, errs[i].Line, w.key, w.line, errs[i])
 		}
+	}
+}
+
+// TestReloadKeepsCounters: what a generation counted stays in the metrics
+// after the reload that drops it, so a counter never goes back (which
+// Prometheus would read as a reset). Calls to a released generation's
+// plugin fail as "unavailable" and are counted; after two more reloads,
+// which drop that generation, the count is still there.
+func TestReloadKeepsCounters(t *testing.T) {
+	cfg, err := config.Parse([]byte("[runtime]\ncompilation_cache = \""+wasmtest.CompilationCacheDir(t)+"\"\n[retry]\nstore = \"\"\n[admin]\nlisten = \"\"\n"), "t.toml", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Build(context.Background(), cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Release()
+	first := s.currentGeneration()
+	if _, err := s.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, func() bool { return failed(first.chain) }, "the old generation's plugins to close")
+	unavailable := func() uint64 {
+		for _, p := range s.pluginStats() {
+			if p.Name == "stamp" {
+				return p.Failures[plugins.FailureUnavailable.String()]
+			}
+		}
+		t.Fatal("no stamp plugin in the metrics")
+		return 0
+	}
+	before := unavailable()
+	if before == 0 {
+		t.Fatal("the failed call to the released generation was not counted")
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := s.Reload(context.Background(), cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.genMu.Lock()
+	dropped := !slices.Contains(s.generations, first)
+	s.genMu.Unlock()
+	if !dropped {
+		t.Fatal("the released generation was not dropped; the test proves nothing")
+	}
+	if after := unavailable(); after < before {
+		t.Errorf("unavailable failures went from %d to %d across the reload that dropped their generation", before, after)
 	}
 }

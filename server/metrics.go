@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime/debug"
+	"slices"
 	"strconv"
 
 	"github.com/wasmilter/wasmilter"
 	"github.com/wasmilter/wasmilter/metrics"
+	"github.com/wasmilter/wasmilter/notify"
 	"github.com/wasmilter/wasmilter/pipeline"
 	"github.com/wasmilter/wasmilter/plugins"
 	"github.com/wasmilter/wasmilter/retry"
@@ -85,75 +88,145 @@ func timedLedger(sh shared) retry.Ledger {
 	return sh.opts.Metrics.TimeLedger(sh.ledger)
 }
 
-// liveGenerations are the generations not yet released: during a reload
-// the old one still serves its sessions beside the new one.
-func (s *Server) liveGenerations() []*generation {
-	s.genMu.Lock()
-	defer s.genMu.Unlock()
-	live := make([]*generation, 0, len(s.generations))
-	for _, g := range s.generations {
-		if !g.released() {
-			live = append(live, g)
-		}
-	}
-	return live
+// retiredCounts keeps the counters of released generations once they are
+// dropped from Server.generations, so that a reload does not take a
+// plugin's or the notifier's counters back to zero: Prometheus would read
+// that as a counter reset, and a dashboard summing increases across it
+// would lose what the old generation counted. Guarded by Server.genMu.
+type retiredCounts struct {
+	plugins map[string]*pluginCounts
+	notices metrics.NoticeStats
 }
 
-// pluginStats adds up each plugin name's counters over the live
-// generations (the message chain and the delay policy), so a reload in
-// progress shows one series per plugin. A reload starts a plugin's
-// counters anew, which Prometheus reads as a counter reset.
+// pluginCounts are the counters of metrics.PluginStats (not its gauges).
+type pluginCounts struct {
+	failures     map[string]uint64
+	replacements uint64
+}
+
+// dropReleased folds the counters of every released generation into
+// s.retired and returns the generations left. s.genMu must be held.
+func (s *Server) dropReleased() []*generation {
+	return slices.DeleteFunc(s.generations, func(g *generation) bool {
+		if !g.released() {
+			return false
+		}
+		s.retired.add(g)
+		return true
+	})
+}
+
+func (r *retiredCounts) add(g *generation) {
+	if r.plugins == nil {
+		r.plugins = make(map[string]*pluginCounts)
+	}
+	for _, p := range g.plugins() {
+		c := r.plugins[p.Name()]
+		if c == nil {
+			c = &pluginCounts{failures: make(map[string]uint64)}
+			r.plugins[p.Name()] = c
+		}
+		st := p.Stats()
+		c.replacements += st.Replacements
+		for k, n := range st.Failures {
+			c.failures[k.String()] += n
+		}
+	}
+	if g.notices != nil {
+		r.notices = addNotices(r.notices, g.notices.notifier.Stats())
+	}
+}
+
+// plugins are the generation's plugins: the message chain's and the delay
+// policy's.
+func (g *generation) plugins() []*plugins.Plugin {
+	all := g.chain.Plugins()
+	if g.notices != nil {
+		all = append(slices.Clone(all), g.notices.policy.Plugins()...)
+	}
+	return all
+}
+
+// countedGenerations returns, under one lock, the generations whose
+// counters are still read from their plugins and a copy of the counters of
+// those already dropped: together every count, none twice.
+func (s *Server) countedGenerations() ([]*generation, retiredCounts) {
+	s.genMu.Lock()
+	defer s.genMu.Unlock()
+	copied := retiredCounts{plugins: make(map[string]*pluginCounts, len(s.retired.plugins)), notices: s.retired.notices}
+	for name, c := range s.retired.plugins {
+		copied.plugins[name] = &pluginCounts{failures: maps.Clone(c.failures), replacements: c.replacements}
+	}
+	return slices.Clone(s.generations), copied
+}
+
+// pluginStats adds up each plugin name's numbers over the generations: the
+// counters over every generation the server has had (those released and
+// dropped included, so a reload never takes a counter back), the gauges
+// (instances) over the live ones only. During a reload the old and the
+// new generation show as one series per plugin.
 func (s *Server) pluginStats() []metrics.PluginStats {
+	gens, retired := s.countedGenerations()
 	var out []metrics.PluginStats
 	index := map[string]int{}
-	add := func(p *plugins.Plugin) {
-		st := p.Stats()
-		i, ok := index[p.Name()]
+	entry := func(name string) *metrics.PluginStats {
+		i, ok := index[name]
 		if !ok {
 			i = len(out)
-			index[p.Name()] = i
-			out = append(out, metrics.PluginStats{Name: p.Name(), Failures: map[string]uint64{}})
+			index[name] = i
+			out = append(out, metrics.PluginStats{Name: name, Failures: map[string]uint64{}})
 			for _, k := range plugins.FailureKinds() {
 				out[i].Failures[k.String()] = 0
 			}
 		}
-		o := &out[i]
-		o.Instances += st.Instances
-		o.Idle += st.Idle
-		o.MaxInstances += st.MaxInstances
-		o.Replacements += st.Replacements
-		for k, n := range st.Failures {
-			o.Failures[k.String()] += n
+		return &out[i]
+	}
+	for _, g := range gens {
+		live := !g.released()
+		for _, p := range g.plugins() {
+			st := p.Stats()
+			o := entry(p.Name())
+			if live {
+				o.Instances += st.Instances
+				o.Idle += st.Idle
+				o.MaxInstances += st.MaxInstances
+			}
+			o.Replacements += st.Replacements
+			for k, n := range st.Failures {
+				o.Failures[k.String()] += n
+			}
 		}
 	}
-	for _, g := range s.liveGenerations() {
-		for _, p := range g.chain.Plugins() {
-			add(p)
-		}
-		if g.notices != nil {
-			for _, p := range g.notices.policy.Plugins() {
-				add(p)
-			}
+	for name, c := range retired.plugins {
+		o := entry(name)
+		o.Replacements += c.replacements
+		for k, n := range c.failures {
+			o.Failures[k] += n
 		}
 	}
 	return out
 }
 
-// noticeStats adds up the notifiers of the live generations.
+// noticeStats adds up the notifiers of every generation the server has
+// had, for the same reason.
 func (s *Server) noticeStats() metrics.NoticeStats {
-	var sum metrics.NoticeStats
-	for _, g := range s.liveGenerations() {
-		if g.notices == nil {
-			continue
+	gens, retired := s.countedGenerations()
+	sum := retired.notices
+	for _, g := range gens {
+		if g.notices != nil {
+			sum = addNotices(sum, g.notices.notifier.Stats())
 		}
-		st := g.notices.notifier.Stats()
-		sum.Sent += st.Sent
-		sum.Failed += st.Failed
-		sum.Suppressed += st.Suppressed
-		sum.Retried += st.Retried
-		sum.Expired += st.Expired
-		sum.PolicyErrors += st.PolicyErrors
 	}
+	return sum
+}
+
+func addNotices(sum metrics.NoticeStats, st notify.Stats) metrics.NoticeStats {
+	sum.Sent += st.Sent
+	sum.Failed += st.Failed
+	sum.Suppressed += st.Suppressed
+	sum.Retried += st.Retried
+	sum.Expired += st.Expired
+	sum.PolicyErrors += st.PolicyErrors
 	return sum
 }
 

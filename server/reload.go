@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/wasmilter/wasmilter/config"
 )
@@ -61,7 +60,7 @@ func (s *Server) Reload(ctx context.Context, cfg *config.Config) (restartNeeded 
 	}
 	s.genMu.Lock()
 	s.current = next
-	s.generations = append(slices.DeleteFunc(s.generations, (*generation).released), next)
+	s.generations = append(s.dropReleased(), next)
 	if s.serving {
 		next.notices.start()
 	}

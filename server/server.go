@@ -68,6 +68,7 @@ type Server struct {
 	genMu       sync.Mutex
 	current     *generation   // what new MTA sessions run on; replaced by Reload
 	generations []*generation // every generation not known to be released, current included
+	retired     retiredCounts // the counters of generations dropped from generations
 	serving     bool          // Serve was called: a new generation's sweeper starts at once
 	reloadMu    sync.Mutex    // one reload at a time
 }
