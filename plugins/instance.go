@@ -75,7 +75,9 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, abi.InitAnswer, er
 		return nil, abi.InitAnswer{}, fmt.Errorf("instantiate: %w", err)
 	}
 	inst.mod = mod
-	p.live.add(inst)
+	if !p.live.add(inst) {
+		return nil, abi.InitAnswer{}, errPluginClosed
+	}
 	inst.lookupExports()
 	answer, err := inst.start(ctx)
 	if err != nil {

@@ -134,6 +134,10 @@ func (h *Host) releaseRuntime(ctx context.Context, sr *sharedRuntime) error {
 	return sr.rt.Close(ctx)
 }
 
+// errPluginClosed: an instance was created for a plugin that closed
+// meanwhile.
+var errPluginClosed = errors.New("plugin closed")
+
 // errOutsideCall: a host function ran with no call context, which the
 // host never lets happen (instances start with no start functions, and
 // every guest entry goes through a call context).
@@ -151,17 +155,27 @@ func pluginOf(ctx context.Context) *Plugin {
 // liveInstances tracks a plugin's module instances, so that Close can close
 // them all (the runtime, shared, stays open for the others).
 type liveInstances struct {
-	mu  sync.Mutex
-	set map[*instance]struct{}
+	mu     sync.Mutex
+	set    map[*instance]struct{}
+	closed bool // closeAll ran: instances created since are closed at once
 }
 
-func (l *liveInstances) add(inst *instance) {
+// add records a new instance; false (and the instance closed) when the
+// plugin closed its instances already, as when a background replacement
+// finishes after a Close that stopped waiting for it.
+func (l *liveInstances) add(inst *instance) bool {
 	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		_ = inst.mod.Close(context.Background())
+		return false
+	}
 	defer l.mu.Unlock()
 	if l.set == nil {
 		l.set = make(map[*instance]struct{})
 	}
 	l.set[inst] = struct{}{}
+	return true
 }
 
 func (l *liveInstances) remove(inst *instance) {
@@ -175,7 +189,7 @@ func (l *liveInstances) remove(inst *instance) {
 func (l *liveInstances) closeAll(ctx context.Context) {
 	l.mu.Lock()
 	all := l.set
-	l.set = nil
+	l.set, l.closed = nil, true
 	l.mu.Unlock()
 	for inst := range all {
 		_ = inst.mod.Close(ctx)

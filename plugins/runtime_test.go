@@ -2,6 +2,7 @@ package plugins
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/wasmilter/wasmilter/sdk/abi"
@@ -83,5 +84,25 @@ func TestRuntimeOfAFailedLoadIsNotKept(t *testing.T) {
 	h.mu.Unlock()
 	if left != 0 {
 		t.Errorf("%d runtimes kept after failed loads, want 0", left)
+	}
+}
+
+// TestInstanceCreatedAfterCloseIsClosed: an instance a background
+// replacement creates after its plugin closed (a Close that stopped
+// waiting) is closed at once, not left in the runtime the plugin shares.
+func TestInstanceCreatedAfterCloseIsClosed(t *testing.T) {
+	h, _ := newTestHost(t)
+	wasm := watFile(t, "counter")
+	a := load(t, h, Spec{Name: "a", Wasm: wasm})
+	b := load(t, h, Spec{Name: "b", Wasm: wasm}) // keeps the shared runtime open
+	if err := a.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	inst, _, err := a.newInstance(context.Background())
+	if !errors.Is(err, errPluginClosed) || inst != nil {
+		t.Fatalf("newInstance after Close: %v, %v; want errPluginClosed", inst, err)
+	}
+	if res := NewChain(b).Run(context.Background(), abi.HookMessage, nil, nil); len(res.Failures) != 0 {
+		t.Fatalf("the plugin sharing the runtime: %+v", res.Failures)
 	}
 }
