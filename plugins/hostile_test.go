@@ -353,7 +353,7 @@ func TestSandboxDeniesWASI(t *testing.T) {
 func TestHostModuleHasNoNetwork(t *testing.T) {
 	h, _ := newTestHost(t)
 	p := load(t, h, Spec{Name: "good", Wasm: watFile(t, "good")})
-	mod := p.runtime.Module(abi.HostModule)
+	mod := p.shared.rt.Module(abi.HostModule)
 	if mod == nil {
 		t.Fatal("no host module")
 	}

@@ -69,7 +69,7 @@ func (p *Plugin) newInstance(ctx context.Context) (*instance, abi.InitAnswer, er
 	inst := &instance{plugin: p, log: newGuestLog(p.logger, p.spec.Name)}
 	inst.stdout = newStreamWriter(inst.log, slog.LevelInfo, "stdout")
 	inst.stderr = newStreamWriter(inst.log, slog.LevelWarn, "stderr")
-	mod, err := p.runtime.InstantiateModule(experimental.WithMemoryAllocator(ctx, p.mem.allocator()), p.compiled,
+	mod, err := p.shared.rt.InstantiateModule(experimental.WithMemoryAllocator(ctx, p.mem.allocator()), p.shared.compiled,
 		sandboxConfig(p.spec.Env).WithStdout(inst.stdout).WithStderr(inst.stderr))
 	if err != nil {
 		return nil, abi.InitAnswer{}, fmt.Errorf("instantiate: %w", err)

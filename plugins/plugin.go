@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tetratelabs/wazero"
-
 	"github.com/wasmilter/wasmilter/sdk/abi"
 )
 
@@ -22,10 +20,8 @@ type Plugin struct {
 	spec     Spec
 	logger   *slog.Logger
 	shared   *sharedRuntime
-	runtime  wazero.Runtime        // shared.rt
-	compiled wazero.CompiledModule // shared.compiled
-	live     liveInstances         // every instance not yet closed
-	config   []byte                // the encoded Spec.Config, handed to every instance's init
+	live     liveInstances // every instance not yet closed
+	config   []byte        // the encoded Spec.Config, handed to every instance's init
 	hooks    abi.HookSet
 	features abi.Feature
 
@@ -64,15 +60,13 @@ type PluginStats struct {
 
 func newPlugin(h *Host, spec Spec, sr *sharedRuntime) *Plugin {
 	return &Plugin{
-		host:     h,
-		spec:     spec,
-		logger:   h.logger,
-		shared:   sr,
-		runtime:  sr.rt,
-		compiled: sr.compiled,
-		config:   abi.AppendConfig(nil, spec.Config),
-		slots:    make(chan struct{}, spec.MaxInstances),
-		idle:     make(chan *instance, spec.MaxInstances),
+		host:   h,
+		spec:   spec,
+		logger: h.logger,
+		shared: sr,
+		config: abi.AppendConfig(nil, spec.Config),
+		slots:  make(chan struct{}, spec.MaxInstances),
+		idle:   make(chan *instance, spec.MaxInstances),
 	}
 }
 

@@ -20,10 +20,10 @@ func TestPluginsOfOneModuleShareARuntime(t *testing.T) {
 	a := load(t, h, Spec{Name: "a", Wasm: wasm})
 	b := load(t, h, Spec{Name: "b", Wasm: wasm})
 	c := load(t, h, Spec{Name: "c", Wasm: wasm, MemoryLimit: 1 << 20})
-	if a.runtime != b.runtime || a.compiled != b.compiled {
+	if a.shared != b.shared {
 		t.Fatal("plugins of the same module and memory limit do not share a runtime")
 	}
-	if c.runtime == a.runtime {
+	if c.shared == a.shared {
 		t.Fatal("a plugin with another memory limit shares the runtime")
 	}
 
@@ -64,7 +64,7 @@ func TestPluginsOfOneModuleShareARuntime(t *testing.T) {
 	if left != 1 {
 		t.Errorf("%d runtimes left after a and b closed, want 1 (c's)", left)
 	}
-	if b.runtime.Module(abi.HostModule) != nil {
+	if b.shared.rt.Module(abi.HostModule) != nil {
 		t.Error("the runtime of a and b is still open after both closed")
 	}
 }
