@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/wasmilter/wasmilter"
 	"github.com/wasmilter/wasmilter/metrics"
@@ -94,14 +95,8 @@ func timedLedger(sh shared) retry.Ledger {
 // that as a counter reset, and a dashboard summing increases across it
 // would lose what the old generation counted. Guarded by Server.genMu.
 type retiredCounts struct {
-	plugins map[string]*pluginCounts
+	plugins map[string]metrics.PluginStats // counters only: Failures, Replacements
 	notices metrics.NoticeStats
-}
-
-// pluginCounts are the counters of metrics.PluginStats (not its gauges).
-type pluginCounts struct {
-	failures     map[string]uint64
-	replacements uint64
 }
 
 // dropReleased folds the counters of every released generation into
@@ -118,22 +113,36 @@ func (s *Server) dropReleased() []*generation {
 
 func (r *retiredCounts) add(g *generation) {
 	if r.plugins == nil {
-		r.plugins = make(map[string]*pluginCounts)
+		r.plugins = make(map[string]metrics.PluginStats)
 	}
 	for _, p := range g.plugins() {
-		c := r.plugins[p.Name()]
-		if c == nil {
-			c = &pluginCounts{failures: make(map[string]uint64)}
-			r.plugins[p.Name()] = c
+		c, ok := r.plugins[p.Name()]
+		if !ok {
+			c = newPluginStats(p.Name())
 		}
-		st := p.Stats()
-		c.replacements += st.Replacements
-		for k, n := range st.Failures {
-			c.failures[k.String()] += n
-		}
+		addCounters(&c, p.Stats())
+		r.plugins[p.Name()] = c
 	}
 	if g.notices != nil {
 		r.notices = addNotices(r.notices, g.notices.notifier.Stats())
+	}
+}
+
+// newPluginStats is an empty entry with every failure kind at zero, so
+// each kind has a series from the start.
+func newPluginStats(name string) metrics.PluginStats {
+	st := metrics.PluginStats{Name: name, Failures: make(map[string]uint64, len(plugins.FailureKinds()))}
+	for _, k := range plugins.FailureKinds() {
+		st.Failures[k.String()] = 0
+	}
+	return st
+}
+
+// addCounters adds a plugin's counters (not its gauges) to o.
+func addCounters(o *metrics.PluginStats, st plugins.PluginStats) {
+	o.Replacements += st.Replacements
+	for k, n := range st.Failures {
+		o.Failures[k.String()] += n
 	}
 }
 
@@ -148,16 +157,19 @@ func (g *generation) plugins() []*plugins.Plugin {
 }
 
 // countedGenerations returns, under one lock, the generations whose
-// counters are still read from their plugins and a copy of the counters of
-// those already dropped: together every count, none twice.
-func (s *Server) countedGenerations() ([]*generation, retiredCounts) {
+// counters are still read from their plugins, and copies of the counters
+// of those already dropped, by plugin name: together every count, none
+// twice.
+func (s *Server) countedGenerations() ([]*generation, []metrics.PluginStats, metrics.NoticeStats) {
 	s.genMu.Lock()
 	defer s.genMu.Unlock()
-	copied := retiredCounts{plugins: make(map[string]*pluginCounts, len(s.retired.plugins)), notices: s.retired.notices}
-	for name, c := range s.retired.plugins {
-		copied.plugins[name] = &pluginCounts{failures: maps.Clone(c.failures), replacements: c.replacements}
+	retired := make([]metrics.PluginStats, 0, len(s.retired.plugins))
+	for _, c := range s.retired.plugins {
+		c.Failures = maps.Clone(c.Failures)
+		retired = append(retired, c)
 	}
-	return slices.Clone(s.generations), copied
+	slices.SortFunc(retired, func(a, b metrics.PluginStats) int { return strings.Compare(a.Name, b.Name) })
+	return slices.Clone(s.generations), retired, s.retired.notices
 }
 
 // pluginStats adds up each plugin name's numbers over the generations: the
@@ -166,42 +178,27 @@ func (s *Server) countedGenerations() ([]*generation, retiredCounts) {
 // (instances) over the live ones only. During a reload the old and the
 // new generation show as one series per plugin.
 func (s *Server) pluginStats() []metrics.PluginStats {
-	gens, retired := s.countedGenerations()
-	var out []metrics.PluginStats
-	index := map[string]int{}
-	entry := func(name string) *metrics.PluginStats {
-		i, ok := index[name]
-		if !ok {
-			i = len(out)
-			index[name] = i
-			out = append(out, metrics.PluginStats{Name: name, Failures: map[string]uint64{}})
-			for _, k := range plugins.FailureKinds() {
-				out[i].Failures[k.String()] = 0
-			}
-		}
-		return &out[i]
+	gens, out, _ := s.countedGenerations()
+	index := make(map[string]int, len(out))
+	for i, o := range out {
+		index[o.Name] = i
 	}
 	for _, g := range gens {
 		live := !g.released()
 		for _, p := range g.plugins() {
+			i, ok := index[p.Name()]
+			if !ok {
+				i = len(out)
+				index[p.Name()] = i
+				out = append(out, newPluginStats(p.Name()))
+			}
 			st := p.Stats()
-			o := entry(p.Name())
 			if live {
-				o.Instances += st.Instances
-				o.Idle += st.Idle
-				o.MaxInstances += st.MaxInstances
+				out[i].Instances += st.Instances
+				out[i].Idle += st.Idle
+				out[i].MaxInstances += st.MaxInstances
 			}
-			o.Replacements += st.Replacements
-			for k, n := range st.Failures {
-				o.Failures[k.String()] += n
-			}
-		}
-	}
-	for name, c := range retired.plugins {
-		o := entry(name)
-		o.Replacements += c.replacements
-		for k, n := range c.failures {
-			o.Failures[k] += n
+			addCounters(&out[i], st)
 		}
 	}
 	return out
@@ -210,8 +207,7 @@ func (s *Server) pluginStats() []metrics.PluginStats {
 // noticeStats adds up the notifiers of every generation the server has
 // had, for the same reason.
 func (s *Server) noticeStats() metrics.NoticeStats {
-	gens, retired := s.countedGenerations()
-	sum := retired.notices
+	gens, _, sum := s.countedGenerations()
 	for _, g := range gens {
 		if g.notices != nil {
 			sum = addNotices(sum, g.notices.notifier.Stats())
