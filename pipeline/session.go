@@ -81,17 +81,21 @@ func (s *session) Needs() milter.Needs {
 	}
 }
 
+// hookStages are the hooks that answer before end of header, each with the
+// milter stage it answers at.
+var hookStages = [...]struct {
+	hook  abi.Hook
+	stage milter.Stages
+}{
+	{abi.HookConnect, milter.StageConnect},
+	{abi.HookHelo, milter.StageHelo},
+	{abi.HookMail, milter.StageMail},
+	{abi.HookRcpt, milter.StageRcpt},
+}
+
 func (s *session) stagesWithoutHooks() milter.Stages {
 	var quiet milter.Stages
-	for _, st := range []struct {
-		hook  abi.Hook
-		stage milter.Stages
-	}{
-		{abi.HookConnect, milter.StageConnect},
-		{abi.HookHelo, milter.StageHelo},
-		{abi.HookMail, milter.StageMail},
-		{abi.HookRcpt, milter.StageRcpt},
-	} {
+	for _, st := range hookStages {
 		if !s.hooks.Has(st.hook) {
 			quiet |= st.stage
 		}
