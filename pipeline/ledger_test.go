@@ -22,6 +22,13 @@ type ledgerRig struct {
 
 func newLedgerRig(t *testing.T, acceptOnStoreError bool) *ledgerRig {
 	t.Helper()
+	return newLedgerRigWith(t, func(o *Options) { o.AcceptOnStoreError = acceptOnStoreError })
+}
+
+// newLedgerRigWith is the rig on a fresh bbolt ledger and the rig's clock,
+// its pipeline options changed by tune.
+func newLedgerRigWith(t *testing.T, tune func(*Options)) *ledgerRig {
+	t.Helper()
 	r := &ledgerRig{now: fixedNow}
 	clock := func() time.Time { return r.now }
 	l, err := retry.OpenBolt(filepath.Join(t.TempDir(), "ledger.db"), retry.BoltOptions{Clock: clock})
@@ -30,9 +37,10 @@ func newLedgerRig(t *testing.T, acceptOnStoreError bool) *ledgerRig {
 	}
 	t.Cleanup(func() { l.Close() })
 	r.ledger = l
-	r.p = New(Options{Chain: sharedChain(t), Stamps: unsignedCodec, Ledger: l,
-		Policy: retry.Policy{MaxAge: 24 * time.Hour}, AcceptOnStoreError: acceptOnStoreError,
-		Clock: clock, Logger: slog.New(slog.DiscardHandler)})
+	opts := Options{Chain: sharedChain(t), Stamps: unsignedCodec, Ledger: l,
+		Policy: retry.Policy{MaxAge: 24 * time.Hour}, Clock: clock, Logger: slog.New(slog.DiscardHandler)}
+	tune(&opts)
+	r.p = New(opts)
 	return r
 }
 

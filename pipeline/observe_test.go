@@ -3,7 +3,6 @@ package pipeline
 import (
 	"encoding/json"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -69,19 +68,12 @@ func (s *syncBuffer) lines(t *testing.T, msg string) []map[string]any {
 // observedRig is the ledger rig with an observer and JSON logs at INFO.
 func observedRig(t *testing.T) (*ledgerRig, *countingObserver, *syncBuffer, retry.Ledger) {
 	t.Helper()
-	r := &ledgerRig{now: fixedNow}
-	clock := func() time.Time { return r.now }
-	l, err := retry.OpenBolt(filepath.Join(t.TempDir(), "ledger.db"), retry.BoltOptions{Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	obs, logs := newCountingObserver(), &syncBuffer{}
-	r.ledger = l
-	r.p = New(Options{Chain: sharedChain(t), Stamps: unsignedCodec, Ledger: l,
-		Policy: retry.Policy{MaxAge: 24 * time.Hour}, Clock: clock, Observer: obs,
-		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
-	return r, obs, logs, l
+	r := newLedgerRigWith(t, func(o *Options) {
+		o.Observer = obs
+		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	return r, obs, logs, r.ledger
 }
 
 // TestObserverCountsEveryOutcome: each message is counted once, at the

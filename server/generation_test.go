@@ -18,15 +18,7 @@ import (
 // released once its last session ends (at once when it has none), and its
 // plugins refuse further calls; the current one keeps working.
 func TestRetiredGenerationIsReleased(t *testing.T) {
-	cfg, err := config.Parse([]byte("[runtime]\ncompilation_cache = \""+wasmtest.CompilationCacheDir(t)+"\"\n[retry]\nstore = \"\"\n[admin]\nlisten = \"\"\n"), "t.toml", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Build(context.Background(), cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s, cfg := buildDefaultServer(t)
 	first := s.currentGeneration()
 	held := s.enterCurrent() // a session open across the reload
 	if _, err := s.Reload(context.Background(), cfg); err != nil {
@@ -55,6 +47,22 @@ func TestRetiredGenerationIsReleased(t *testing.T) {
 	if kept > 2 {
 		t.Errorf("%d generations kept after two reloads, want the released ones dropped", kept)
 	}
+}
+
+// buildDefaultServer builds a server on the default plugins, with no
+// ledger or admin API, and the config to reload it with.
+func buildDefaultServer(t *testing.T) (*Server, *config.Config) {
+	t.Helper()
+	cfg, err := config.Parse([]byte("[runtime]\ncompilation_cache = \""+wasmtest.CompilationCacheDir(t)+"\"\n[retry]\nstore = \"\"\n[admin]\nlisten = \"\"\n"), "t.toml", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Build(context.Background(), cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Release)
+	return s, cfg
 }
 
 // failed reports whether a call to the chain's stamp plugin fails.
@@ -111,15 +119,7 @@ func TestEveryLoadFailureIsReported(t *testing.T) {
 // plugin fail as "unavailable" and are counted; after two more reloads,
 // which drop that generation, the count is still there.
 func TestReloadKeepsCounters(t *testing.T) {
-	cfg, err := config.Parse([]byte("[runtime]\ncompilation_cache = \""+wasmtest.CompilationCacheDir(t)+"\"\n[retry]\nstore = \"\"\n[admin]\nlisten = \"\"\n"), "t.toml", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Build(context.Background(), cfg, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Release()
+	s, cfg := buildDefaultServer(t)
 	first := s.currentGeneration()
 	if _, err := s.Reload(context.Background(), cfg); err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	gomilter "github.com/emersion/go-milter"
 
 	"github.com/wasmilter/wasmilter/config"
+	"github.com/wasmilter/wasmilter/internal/manualclock"
 	"github.com/wasmilter/wasmilter/internal/syncbuf"
 	"github.com/wasmilter/wasmilter/internal/wasmtest"
 	"github.com/wasmilter/wasmilter/milter"
@@ -37,9 +38,7 @@ type opsFixture struct {
 	ledger *retry.Bolt
 	logs   *syncbuf.Buffer
 	relay  *recordingRelay
-
-	mu  sync.Mutex
-	now time.Time
+	clock  *manualclock.Clock
 }
 
 type recordingRelay struct {
@@ -54,18 +53,6 @@ func (r *recordingRelay) Submit(_ context.Context, to string, _ []byte) error {
 	return nil
 }
 
-func (f *opsFixture) clock() time.Time {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.now
-}
-
-func (f *opsFixture) advance(d time.Duration) {
-	f.mu.Lock()
-	f.now = f.now.Add(d)
-	f.mu.Unlock()
-}
-
 // newOpsFixture serves three plugins in order: loop (spins at the headers
 // hook of a message with X-Test-Loop; 200 ms deadline, on_error continue),
 // tempfail (defers a message with X-Test-Tempfail) and the builtin stamp.
@@ -73,7 +60,7 @@ func newOpsFixture(t *testing.T) *opsFixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := &opsFixture{t: t, sock: filepath.Join(dir, "milter.sock"), logs: &syncbuf.Buffer{}, relay: &recordingRelay{},
-		now: time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)}
+		clock: manualclock.New(time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC))}
 	for _, g := range []string{"loop", "tempfail"} {
 		if err := os.WriteFile(filepath.Join(dir, g+".wasm"), wasmtest.BuildGo(t, "./testdata/plugins/"+g), 0o644); err != nil {
 			t.Fatal(err)
@@ -108,13 +95,13 @@ timeout = "5s"
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.ledger, err = retry.OpenBolt(filepath.Join(dir, "ledger.db"), retry.BoltOptions{Clock: f.clock})
+	f.ledger, err = retry.OpenBolt(filepath.Join(dir, "ledger.db"), retry.BoltOptions{Clock: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.ledger.Close() })
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	f.srv, err = server.Build(context.Background(), cfg, server.Options{Logger: log, Clock: f.clock,
+	f.srv, err = server.Build(context.Background(), cfg, server.Options{Logger: log, Clock: f.clock.Now,
 		Ledger: f.ledger, NoticeSender: f.relay})
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +231,7 @@ func TestMetricsFollowTheMail(t *testing.T) {
 	}
 	// A deferred message's sender is told after 30 minutes (the builtin
 	// delay policy's first step).
-	f.advance(31 * time.Minute)
+	f.clock.Advance(31 * time.Minute)
 	if _, err := f.srv.SweepNotices(context.Background()); err != nil {
 		t.Fatal(err)
 	}

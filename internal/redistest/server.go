@@ -43,12 +43,7 @@ type Server struct {
 // skips or fails t (see Require) when redis-server is not installed.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	Require(t)
-	bin, err := serverPath()
-	if err != nil {
-		t.Fatalf("redistest: %v", err)
-	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	s := newServer(t)
 	s.startOnFreePort(t)
 	return s
 }
@@ -58,12 +53,7 @@ func Start(t testing.TB) *Server {
 // and waits until it answers PING and knows the master.
 func StartSentinel(t testing.TB, master *Server, masterName string) *Server {
 	t.Helper()
-	Require(t)
-	bin, err := serverPath()
-	if err != nil {
-		t.Fatalf("redistest: %v", err)
-	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	s := newServer(t)
 	// Sentinel rewrites its config file as it learns, so it is its own.
 	s.sentinelConf = filepath.Join(s.dir, "sentinel.conf")
 	host, port, _ := net.SplitHostPort(master.Addr())
@@ -79,14 +69,22 @@ func StartSentinel(t testing.TB, master *Server, masterName string) *Server {
 // durable as Start's, and waits until it answers PING.
 func StartReplica(t testing.TB, master *Server) *Server {
 	t.Helper()
+	s := newServer(t)
+	s.replicaOf = master.Addr()
+	s.startOnFreePort(t)
+	return s
+}
+
+// newServer is a Server for t with its own data directory, not started;
+// it skips or fails t (see Require) when redis-server is not installed.
+func newServer(t testing.TB) *Server {
+	t.Helper()
 	Require(t)
 	bin, err := serverPath()
 	if err != nil {
 		t.Fatalf("redistest: %v", err)
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir(), replicaOf: master.Addr()}
-	s.startOnFreePort(t)
-	return s
+	return &Server{t: t, bin: bin, dir: t.TempDir()}
 }
 
 // startOnFreePort launches the server on a free loopback port.
